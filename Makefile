@@ -1,0 +1,50 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+WORKDIR ?= runs/lenet_300_100
+
+.PHONY: demo test lint format bench dataset setup clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --upgrade pip
+	$(VENV)/bin/pip install -r requirements.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Debian's dataset-fashion-mnist package puts the IDX files in $(FASHION_DIR).
+# Installing needs root (or sudo); when it cannot be installed we say so and go on:
+# the tests make their own data, and the demo then fails with a message naming the path.
+dataset:
+	@if [ -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ]; then \
+	  echo "fashion-mnist: found in $(FASHION_DIR)"; \
+	else \
+	  echo "fashion-mnist: installing Debian package dataset-fashion-mnist"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  ( $$SUDO apt-get install -y -q dataset-fashion-mnist || \
+	    ( $$SUDO apt-get update -q && $$SUDO apt-get install -y -q dataset-fashion-mnist ) ) \
+	  || echo "fashion-mnist: could not install it; run 'sudo apt-get install dataset-fashion-mnist'"; \
+	fi
+
+demo: setup dataset
+	$(PY) -m experiments.compress --config=configs/lenet_300_100.py --workdir=$(WORKDIR)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: setup dataset lint
+	$(PY) -m pytest -q -n 2 tests
+
+bench: setup
+	$(PY) -m experiments.bench_eie --config=configs/eie_benchmarks.py --workdir=runs/bench_eie
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache
