@@ -1,0 +1,33 @@
+"""A functional model of the EIE accelerator (Han et al., ISCA 2016).
+
+from eie_jax import eie
+cfg = eie.EIEConfig(num_pes=64, fifo_depth=8)
+layer = eie.encode(codes, codebook, cfg)
+res = eie.simulate(layer, x, cfg)
+"""
+
+from eie_jax.eie.config import EIEConfig
+from eie_jax.eie.cost import expected_cycles, expected_entries
+from eie_jax.eie.datapath import (
+    SimResult,
+    cycles_from_counts,
+    history_size,
+    simulate,
+    simulate_batch,
+    simulate_cycles,
+)
+from eie_jax.eie.encode import EncodedLayer, encode
+
+__all__ = [
+    "EIEConfig",
+    "EncodedLayer",
+    "SimResult",
+    "cycles_from_counts",
+    "encode",
+    "expected_cycles",
+    "expected_entries",
+    "history_size",
+    "simulate",
+    "simulate_batch",
+    "simulate_cycles",
+]

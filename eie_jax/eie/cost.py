@@ -1,0 +1,102 @@
+"""A differentiable surrogate of EIE's cycle count, for use as a training loss.
+
+`expected_cycles` runs the timing recurrence of datapath.py on *expected* work: each
+weight survives with probability keep_prob and each activation is broadcast with
+probability act_prob. Expected entries per PE and column count real entries and the
+expected padding; max(n, 1) and the max over PEs become log-sum-exp maxima of width
+`temperature`; a broadcast with probability p blends the stepped and the unchanged state.
+With 0/1 probabilities and temperature 0 every step is the hardware's, so the result is
+exactly simulate()'s total_cycles.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from eie_jax.eie.config import EIEConfig
+from eie_jax.eie.datapath import history_size, initial_timing, timing_step
+
+
+def smooth_max(x, temperature, axis=None):
+    """temperature * logsumexp(x / temperature); the plain max at temperature 0."""
+    safe = jnp.where(temperature > 0, temperature, 1.0)
+    soft = safe * jax.nn.logsumexp(x / safe, axis=axis)
+    return jnp.where(temperature > 0, soft, jnp.max(x, axis=axis))
+
+
+def expected_entries(keep_prob, num_pes: int, index_bits: int):
+    """(N, K) expected entries per PE and column, expected padding included.
+
+    A gap of g zero rows before an entry needs floor(g / 2**b) padding entries, and
+    floor(g / G) = sum_{m >= 1} [the G*m rows just above the entry are all zero]. So
+    E[padding] = sum_rows q[r] * sum_m prod_{d=1}^{G m} (1 - q[r - d]) over windows that
+    lie inside the PE's rows, exact for independent keeps (and for 0/1 inputs).
+    """
+    m, k = keep_prob.shape
+    rows = -(-m // num_pes)
+    q = jnp.zeros((rows * num_pes, k), keep_prob.dtype).at[:m].set(keep_prob)
+    q = q.reshape(rows, num_pes, k).transpose(1, 0, 2)  # (N, R, K): PE, local row, column
+    span = 1 << index_bits
+    miss = 1.0 - q
+
+    def shifted(a, d):  # a[:, r - d, :], zero-filled above row 0
+        return jnp.pad(a, ((0, 0), (d, 0), (0, 0)))[:, :rows, :]
+
+    # all_zero[r] = prod_{d=1..G} (1 - q[r - d]); a window reaching above row 0 is invalid.
+    all_zero = jnp.ones_like(q)
+    for d in range(1, span + 1):
+        all_zero = all_zero * shifted(miss, d)
+    valid = (jnp.arange(rows) >= span)[None, :, None]
+    window = jnp.where(valid, all_zero, 0.0)
+    padding = jnp.zeros_like(q)
+    for blocks in range(1, (rows - 1) // span + 1):
+        padding = padding + window
+        # Extend every window by one more block of G rows further up.
+        window = window * shifted(all_zero, span * blocks)
+        window = jnp.where((jnp.arange(rows) >= span * (blocks + 1))[None, :, None], window, 0)
+    return jnp.sum(q * (1.0 + padding), axis=1)
+
+
+def expected_cycles(keep_prob, act_prob, cfg: EIEConfig, temperature: float = 0.0):
+    """Differentiable expected total cycles of a layer on EIE.
+
+    Args:
+      keep_prob: (M, K) probability that each weight is kept, in [0, 1].
+      act_prob: (K,) probability that each input activation is nonzero, in [0, 1].
+      cfg: the design point (num_pes, fifo_depth, index_bits are used).
+      temperature: width of the smooth maxima in cycles; 0 gives the hard maxima.
+    """
+    dtype = jnp.result_type(float)  # float64 under jax.enable_x64, else float32
+    keep_prob = jnp.asarray(keep_prob, dtype)
+    act_prob = jnp.asarray(act_prob, dtype)
+    if keep_prob.ndim != 2 or act_prob.shape != (keep_prob.shape[1],):
+        raise ValueError(
+            f"keep_prob (M, K) and act_prob (K,) must agree: got {keep_prob.shape} and "
+            f"{act_prob.shape}"
+        )
+    return _expected_cycles(
+        keep_prob,
+        act_prob,
+        jnp.asarray(temperature, dtype),
+        cfg.fifo_depth,
+        num_pes=cfg.num_pes,
+        index_bits=cfg.index_bits,
+        history=history_size(cfg.fifo_depth),
+    )
+
+
+@jax.jit(static_argnames=("num_pes", "index_bits", "history"))
+def _expected_cycles(keep_prob, act_prob, temperature, fifo_depth, *, num_pes, index_bits, history):
+    counts = expected_entries(keep_prob, num_pes, index_bits)
+
+    def step(carry, xs):
+        n, p = xs
+        work = smooth_max(jnp.stack([n, jnp.ones_like(n)]), temperature, axis=0)
+        pe_max = lambda s: smooth_max(s, temperature)
+        return timing_step(carry, n, p, fifo_depth, work=work, pe_max=pe_max), None
+
+    init = initial_timing(num_pes, history, counts.dtype)
+    (f, _, _), _ = jax.lax.scan(step, init, (counts.T, act_prob))
+    # Nothing broadcast leaves f at 0, as in the hardware.
+    return smooth_max(f, temperature)
