@@ -86,6 +86,7 @@ def test_encode_matches_oracle(seed):
     # The device view agrees with the stream: slice j of PE k holds entries p[j]..p[j+1].
     counts = np.asarray(layer.counts)
     np.testing.assert_array_equal(counts, np.diff(layer.colptr, axis=1))
+    np.testing.assert_array_equal(counts, eie.column_counts(codes, cfg.num_pes, cfg.index_bits))
     slice_codes = np.asarray(layer.slice_codes)
     slice_rows = np.asarray(layer.slice_rows)
     for pe, ref in enumerate(pes):

@@ -16,12 +16,14 @@ from eie_jax.eie.datapath import (
     simulate_batch,
     simulate_cycles,
 )
-from eie_jax.eie.encode import EncodedLayer, encode
+from eie_jax.eie.encode import ColumnSlices, EncodedLayer, column_counts, encode
 
 __all__ = [
+    "ColumnSlices",
     "EIEConfig",
     "EncodedLayer",
     "SimResult",
+    "column_counts",
     "cycles_from_counts",
     "encode",
     "expected_cycles",

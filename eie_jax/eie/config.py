@@ -50,6 +50,16 @@ class EIEConfig:
     def replace(self, **changes) -> EIEConfig:
         return dataclasses.replace(self, **changes)
 
+    @classmethod
+    def from_dict(cls, values, where: str = "config.eie") -> EIEConfig:
+        """Builds a config from a dict/ConfigDict, naming unknown fields with their path."""
+        values = dict(values)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(known)}")
+        return cls(**values)
+
 
 def _check_int(name, value, lo, hi):
     if isinstance(value, bool) or not isinstance(value, int):

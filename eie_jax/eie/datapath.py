@@ -17,8 +17,8 @@ One jit-compiled loop over the broadcast activations does both: its carry holds 
 PE's finish time (N,), the broadcast clock, the last D stall bounds and the PEs'
 accumulators (N, rows per PE); inside a step the N PEs are a vectorised leading axis and
 each PE applies its slice of column j (rows within a slice are distinct, so the slice
-updates the accumulators at once, in the same order as the hardware's one-per-cycle
-stream). Zero activations are skipped before the loop, as the LNZD tree skips them, so
+updates the accumulators at once, with the same result as the hardware's one entry per
+cycle). Zero activations are skipped before the loop, as the LNZD tree skips them, so
 the loop runs once per broadcast: a `lax.fori_loop` with a traced trip count, since a
 `lax.scan` would have to step through every column. The smooth surrogate in cost.py,
 which must be reverse-differentiable, runs the same `timing_step` in a `lax.scan`.
@@ -102,41 +102,56 @@ def cycles_from_counts(counts, active, fifo_depth, *, history):
     counts: (N, K) entries per PE and column; active: (K,) bool, broadcast columns;
     fifo_depth: int, may be traced (<= history). Returns (pe_cycles, pe_busy).
     """
-    counts = counts.astype(jnp.int32)
-    order, num_active = _broadcast_order(active)
+    counts_by_column = counts.T.astype(jnp.int32)
 
-    def body(i, timing):
-        return timing_step(timing, counts[:, order[i]], True, fifo_depth)
+    def body(j, valid, timing):
+        return timing_step(timing, counts_by_column[j], valid, fifo_depth)
 
-    f, _, _ = jax.lax.fori_loop(0, num_active, body, initial_timing(counts.shape[0], history))
+    init = initial_timing(counts.shape[0], history)
+    f, _, _ = _for_each_broadcast(active, body, init, unroll=4)
     return f, jnp.sum(jnp.where(active[None, :], counts, 0), axis=1)
 
 
-def _broadcast_order(active):
-    """Column indices of the broadcast activations first, in increasing order; their count."""
-    return jnp.argsort(~active, stable=True), jnp.sum(active, dtype=jnp.int32)
+def _for_each_broadcast(active, body, init, unroll=1):
+    """carry = body(j, valid, carry) for every broadcast column j, in increasing order.
+
+    Zero activations are skipped up front, as the LNZD tree skips them, so the loop runs
+    once per broadcast: a fori_loop with a traced trip count (a scan would have to step
+    through every column). Steps past the last broadcast get valid=False. `unroll`
+    broadcasts per iteration amortise XLA's per-iteration cost on CPU: it halves the
+    cycles-only loop, whose steps are tiny, and slows the heavier arithmetic loop.
+    """
+    num_active = jnp.sum(active, dtype=jnp.int32)
+    order = jnp.pad(jnp.argsort(~active, stable=True), (0, unroll))
+
+    def chunk(c, carry):
+        for u in range(unroll):
+            i = c * unroll + u
+            carry = body(order[i], i < num_active, carry)
+        return carry
+
+    return jax.lax.fori_loop(0, (num_active + unroll - 1) // unroll, chunk, init)
 
 
 def _fixed_point_run(layer: ColumnSlices, xq, acc0, fifo_depth, *, history, weight_frac_bits):
     """Accumulators (N, R) and timing for quantised input xq (K,) and start values acc0."""
     wq = fixed_point.quantize(layer.codebook, weight_frac_bits).at[0].set(0)
     pe_ids = jnp.arange(layer.num_pes)[:, None]
-    order, num_active = _broadcast_order(xq != 0)
+    counts_by_column = layer.counts.T
     # One scratch row past the end absorbs the lanes beyond each slice's entries.
     acc0 = jnp.pad(acc0, ((0, 0), (0, 1)))
 
-    def body(i, carry):
+    def body(j, valid, carry):
         timing, acc = carry
-        j = order[i]
-        a = xq[j]
+        a = jnp.where(valid, xq[j], 0)  # a zero activation adds nothing
         w = wq[layer.codes[j].astype(jnp.int32)]
         rows = layer.rows[j].astype(jnp.int32)
         term = jnp.right_shift(w * a, weight_frac_bits)
         acc = fixed_point.saturating_add(acc, jnp.zeros_like(acc).at[pe_ids, rows].add(term))
-        return timing_step(timing, layer.counts[:, j], True, fifo_depth), acc
+        return timing_step(timing, counts_by_column[j], valid, fifo_depth), acc
 
     init = (initial_timing(layer.num_pes, history), acc0)
-    (f, _, _), acc = jax.lax.fori_loop(0, num_active, body, init)
+    (f, _, _), acc = _for_each_broadcast(xq != 0, body, init)
     busy = jnp.sum(jnp.where(xq[None, :] != 0, layer.counts, 0), axis=1)
     return acc[:, :-1], f, busy
 
