@@ -1,0 +1,72 @@
+"""The MNIST networks of Deep Compression (ICLR 2016, Table 1), built from masked layers.
+
+Layer names are chosen so that `compressible_layers` lists them in forward order.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from eie_jax.layers import MaskedConv, MaskedLinear
+
+
+def _max_pool_2x2(x):
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+
+class LeNet300100(nnx.Module):
+    """LeNet-300-100: 784-300-100-10 fully connected with ReLU; 266,610 parameters.
+
+    Input (B, 28, 28, 1) (or anything with 784 values per example), output (B, 10) logits.
+    """
+
+    def __init__(self, *, rngs: nnx.Rngs):
+        self.fc1 = MaskedLinear(784, 300, rngs=rngs)
+        self.fc2 = MaskedLinear(300, 100, rngs=rngs)
+        self.fc3 = MaskedLinear(100, 10, rngs=rngs)
+
+    def fc_input(self, x):
+        """What the first FC layer sees: the flattened image (EIE runs fc1..fc3)."""
+        return x.reshape(x.shape[0], -1)
+
+    def __call__(self, x):
+        x = jax.nn.relu(self.fc1(self.fc_input(x)))
+        x = jax.nn.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+class LeNet5(nnx.Module):
+    """LeNet-5 as in Caffe's examples/mnist (the one Deep Compression prunes); 431,080 params.
+
+    conv 20 5x5 (VALID) -> max-pool 2x2 -> conv 50 5x5 (VALID) -> max-pool 2x2 -> fc 500
+    -> ReLU -> fc 10. Caffe has no nonlinearity after the convolutions; we follow it.
+    Input (B, 28, 28, 1) NHWC, output (B, 10) logits. The flatten is NHWC order.
+    """
+
+    def __init__(self, *, rngs: nnx.Rngs):
+        self.conv1 = MaskedConv(1, 20, 5, rngs=rngs)
+        self.conv2 = MaskedConv(20, 50, 5, rngs=rngs)
+        self.fc1 = MaskedLinear(4 * 4 * 50, 500, rngs=rngs)
+        self.fc2 = MaskedLinear(500, 10, rngs=rngs)
+
+    def fc_input(self, x):
+        """What the first FC layer sees: the pooled conv features, flattened (EIE runs fc1, fc2)."""
+        x = _max_pool_2x2(self.conv1(x))
+        x = _max_pool_2x2(self.conv2(x))
+        return x.reshape(x.shape[0], -1)
+
+    def __call__(self, x):
+        x = jax.nn.relu(self.fc1(self.fc_input(x)))
+        return self.fc2(x)
+
+
+MODELS = {"lenet_300_100": LeNet300100, "lenet5": LeNet5}
+
+
+def get_model(name: str, *, rngs: nnx.Rngs) -> nnx.Module:
+    """Builds a model by its config name ('lenet_300_100' or 'lenet5')."""
+    if name not in MODELS:
+        raise ValueError(f"model: {name!r}; allowed: {', '.join(sorted(MODELS))}")
+    return MODELS[name](rngs=rngs)

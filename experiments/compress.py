@@ -1,0 +1,26 @@
+"""Compresses a network the Deep Compression way and runs its FC layers on the EIE model.
+
+    python -m experiments.compress --config=configs/lenet_300_100.py --workdir=runs/lenet_300_100
+
+Writes WORKDIR/report.json, WORKDIR/report.md and WORKDIR/checkpoints/*.npz; rerunning
+the same command resumes after the last finished stage.
+"""
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from eie_jax import pipeline
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Run config.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where reports and checkpoints go.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.INFO)
+    pipeline.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,31 @@
+"""Runs a sweep config's points, resumably, then draws its figures.
+
+python -m experiments.sweep --config=configs/sweeps/fig8_fifo_depth.py --workdir=runs/fig8
+
+Rerunning the same command skips finished points; a changed config is refused.
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from eie_jax import sweep
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Sweep config file (get_config + get_sweep).", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for results.jsonl and figures.")
+_PLOT = flags.DEFINE_bool("plot", True, "Draw the config's figures when the sweep is done.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    del argv
+    axes = sweep.load_axes(flags.FLAGS["config"].config_filename)
+    sweep.run_sweep(_CONFIG.value, axes, _WORKDIR.value)
+    if _PLOT.value:
+        for path in sweep.plot_sweep(_WORKDIR.value):
+            print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)
