@@ -39,6 +39,10 @@ class Codes(nnx.Variable):
     """int32 codebook indices, same shape as the kernel; 0 means pruned; never trained."""
 
 
+class FrozenCodebook(nnx.Variable):
+    """A shared-weight table that no optimizer over nnx.Param changes (a fixed integer grid)."""
+
+
 class Scores(nnx.Param):
     """Trainable per-weight mask scores for learned masks; a weight is kept when its score wins."""
 
@@ -71,13 +75,47 @@ def _hard_with_identity_grad_jvp(primals, tangents):
     return hard, d_scores
 
 
-def _topk_mask(scores, allowed, keep_fraction):
-    """1 for the round(keep_fraction * #allowed) highest scores among the allowed entries."""
-    flat = jnp.where(allowed.reshape(-1) > 0, scores.reshape(-1), -jnp.inf)
-    k = jnp.round(keep_fraction * jnp.sum(allowed)).astype(jnp.int32)
-    order = jnp.argsort(-flat, stable=True)
-    ranks = jnp.zeros_like(order).at[order].set(jnp.arange(flat.size, dtype=order.dtype))
-    return ((ranks < k) & jnp.isfinite(flat)).astype(scores.dtype).reshape(scores.shape)
+def _sortable_key(x):
+    """uint32 keys whose unsigned order is the order of the float32 values x."""
+    bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
+    sign = jnp.uint32(0x80000000)
+    return jnp.where(bits & sign, ~bits, bits | sign)
+
+
+def _topk(scores, allowed, keep_fraction):
+    """(mask, threshold): the round(keep_fraction * #allowed) highest allowed scores, ties
+    broken by position (earlier first), and a score between the last kept and the first
+    dropped one (held constant in the gradient).
+
+    The k-th largest score is found by a 32-step bisection over the float's bit pattern,
+    which costs 32 counting passes: a full sort of a 235,200-entry layer is ~20x slower on
+    a CPU, and this runs at every training step of the scores phase.
+    """
+    flat = jnp.reshape(scores, -1)
+    ok = (jnp.reshape(allowed, -1) > 0) & jnp.isfinite(flat)
+    key = _sortable_key(flat)
+    k = jnp.round(keep_fraction * jnp.sum(ok)).astype(jnp.int32)
+
+    def bisect(_, bounds):  # the k-th largest key lies in [lo, hi]
+        lo, hi = bounds
+        mid = lo + (hi - lo) // 2 + (hi - lo) % 2
+        enough = jnp.sum(ok & (key >= mid)) >= k
+        return jnp.where(enough, mid, lo), jnp.where(enough, hi, mid - 1)
+
+    kth, _ = jax.lax.fori_loop(0, 32, bisect, (jnp.uint32(0), jnp.uint32(0xFFFFFFFF)))
+    above = ok & (key > kth)
+    ties = ok & (key == kth)
+    kept = above | (ties & (jnp.cumsum(ties) <= k - jnp.sum(above)))
+    kept = kept & (k > 0)
+    last_kept = jnp.min(jnp.where(kept, flat, jnp.inf))
+    first_dropped = jnp.max(jnp.where(ok & ~kept, flat, -jnp.inf))
+    threshold = jnp.where(
+        jnp.isfinite(first_dropped),
+        jnp.where(jnp.isfinite(last_kept), (last_kept + first_dropped) / 2, first_dropped + 1.0),
+        last_kept - 1.0,  # every allowed score is kept
+    )
+    mask = kept.astype(scores.dtype).reshape(scores.shape)
+    return mask, jax.lax.stop_gradient(threshold)
 
 
 class MaskedLayer(nnx.Module):
@@ -87,7 +125,7 @@ class MaskedLayer(nnx.Module):
     bias: nnx.Param
     mask: Mask
     scores: Scores | None
-    codebook: nnx.Param | None
+    codebook: nnx.Param | FrozenCodebook | None
     codes: Codes | None
 
     def _init_weights(self, kernel_shape, rngs, kernel_init, bias_init):
@@ -113,7 +151,7 @@ class MaskedLayer(nnx.Module):
         if self.keep_fraction is None:
             hard = (scores > 0).astype(mask.dtype) * mask
         else:
-            hard = _topk_mask(scores, mask, self.keep_fraction)
+            hard, _ = _topk(scores, mask, self.keep_fraction)
         return jax.lax.stop_gradient(hard)
 
     def effective_kernel(self):
@@ -182,14 +220,21 @@ class MaskedLayer(nnx.Module):
         self.phase = "scores"
 
     def keep_prob(self, temperature: float = 1.0):
-        """Soft keep probability per weight, mask * sigmoid(scores / temperature).
+        """Soft keep probability per weight, mask * sigmoid((scores - threshold) / temperature).
 
-        Kernel-shaped; `to_hardware` gives EIE's (M, K) layout for eie.expected_cycles.
-        Outside the "scores" phase it is the hard mask.
+        The threshold is where the hard mask cuts: 0 when a weight is kept for a positive
+        score (keep_fraction None), else halfway between the last kept and the first
+        dropped score of the top-k (held constant in the gradient), so that keep_prob
+        tends to the hard mask as the temperature goes to 0 in both modes. Kernel-shaped;
+        `to_hardware` gives EIE's (M, K) layout for eie.expected_cycles. Outside the
+        "scores" phase it is the hard mask.
         """
         if self.phase != "scores":
             return self.hard_mask()
-        return self.mask[...] * jax.nn.sigmoid(self.scores[...] / temperature)
+        scores, mask = self.scores[...], self.mask[...]
+        if self.keep_fraction is not None:
+            scores = scores - _topk(scores, mask, self.keep_fraction)[1]
+        return mask * jax.nn.sigmoid(scores / temperature)
 
     def sparsity_penalty(self, temperature: float = 1.0):
         """Mean keep probability over the allowed weights: a differentiable density to minimise."""
@@ -210,13 +255,15 @@ class MaskedLayer(nnx.Module):
 
     # -- weight sharing (Deep Compression Sec. 3) -------------------------------------
 
-    def share(self, codebook, codes):
+    def share(self, codebook, codes, *, trainable: bool = True):
         """Switches to shared weights: weight = codebook[codes], code 0 = pruned = 0.0.
 
         codebook: (2**bits,) floats with codebook[0] == 0.0 (the pruned weight).
         codes: kernel-shaped ints in [0, 2**bits); nonzero only where the mask is 1.
         The raw kernel is dropped, so an optimizer over nnx.Param trains only the codebook
-        and the bias; rebuild the optimizer afterwards.
+        and the bias (only the bias when trainable=False: the codebook is then a
+        FrozenCodebook, e.g. a linear integer grid that must stay on its grid); rebuild
+        the optimizer afterwards.
         """
         if self.phase == "scores":
             raise ValueError("share: call freeze_scores() before sharing a score-masked layer")
@@ -240,7 +287,7 @@ class MaskedLayer(nnx.Module):
             )
         if np.any((codes != 0) & (np.asarray(self.mask[...]) == 0)):
             raise ValueError("codes: nonzero codes at pruned positions would revive weights")
-        self.codebook = nnx.Param(jnp.asarray(codebook))
+        self.codebook = (nnx.Param if trainable else FrozenCodebook)(jnp.asarray(codebook))
         self.codes = Codes(jnp.asarray(codes, jnp.int32))
         self.mask[...] = jnp.asarray(codes != 0, jnp.float32)
         self.kernel = None

@@ -22,7 +22,7 @@ import optax
 from absl import logging
 from flax import nnx
 
-from eie_jax import checkpoint, data, eie, hardware, models, prune, share, storage
+from eie_jax import checkpoint, data, eie, hardware, hw_loss, models, prune, share, storage
 from eie_jax.layers import MaskedLinear, apply_masks, compressible_layers
 
 PRUNE_METHODS = ("magnitude", "scores")
@@ -30,6 +30,7 @@ SCHEDULES = ("one_shot", "iterative", "gradual")
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
 SHARE_INITS = ("linear", "density", "random", "kmeans++")
+SHARE_METHODS = ("kmeans", "linear")
 
 
 # ------------------------------------------------------------------ configuration
@@ -61,7 +62,12 @@ def validate_config(config) -> None:
     need("prune.rounds", positive, "an int > 0")
     need("prune.epochs_per_round", non_negative, "an int >= 0")
     need("prune.learning_rate", lambda v: v > 0, "> 0")
+    need("distill.weight", lambda v: 0 <= v <= 1, "in [0, 1] (0: no distillation)")
+    need("distill.temperature", lambda v: v > 0, "> 0")
     need("share.init", lambda v: v in SHARE_INITS, SHARE_INITS)
+    method = share_method(config)
+    if method not in SHARE_METHODS:
+        raise ValueError(f"config.share.method={method!r}: allowed: {SHARE_METHODS}")
     need("share.finetune_epochs", non_negative, "an int >= 0")
     need("storage.index_bits", lambda v: isinstance(v, int) and 1 <= v <= 16, "an int in 1..16")
     need("prune.target_density", lambda v: 0 <= v <= 1, "a fraction in [0, 1] (0: off)")
@@ -80,7 +86,20 @@ def validate_config(config) -> None:
                 f"config.prune.rule.layers.{name}: no such layer in {config.model}; "
                 f"layers: {model_layers}"
             )
+    if method == "linear":
+        for name in model_layers:
+            if weight_bits(config, name) < 2:
+                raise ValueError(
+                    f"config.share.bits={weight_bits(config, name)} (layer {name}): "
+                    "share.method='linear' needs >= 2 bits (a sign and a magnitude)"
+                )
+    hw_loss.HWLoss.from_config(config)
     eie.EIEConfig.from_dict(_eie_fields(config), where="config.eie")
+
+
+def share_method(config) -> str:
+    """config.share.method: 'kmeans' (Deep Compression, the default) or 'linear' (int grid)."""
+    return config.share.get("method", "kmeans")
 
 
 def _eie_fields(config) -> dict:
@@ -114,16 +133,28 @@ def _optimizer(model, learning_rate, config, total_steps):
     return nnx.Optimizer(model, tx, wrt=nnx.Param)
 
 
-def _loss(model, images, labels, penalty_weight):
+def _loss(model, images, labels, teacher_logits, weights, hw=None):
+    """Cross entropy, or its mix with distillation from the dense teacher, plus penalties.
+
+    weights: dict(penalty=, distill=, temperature=) as traced scalars (no recompiles).
+    Distillation (Hinton et al. 2015): (1 - d) * CE + d * T**2 * KL(teacher_T || student_T).
+    """
     logits = model(images)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    t = weights["temperature"]
+    targets = jax.nn.softmax(teacher_logits / t)
+    kl = optax.kl_divergence(jax.nn.log_softmax(logits / t), targets).mean()
+    d = weights["distill"]
+    loss = (1.0 - d) * ce + d * t**2 * kl
     penalty = sum(layer.sparsity_penalty() for _, layer in compressible_layers(model))
-    return loss + penalty_weight * penalty
+    if hw is not None:  # EIE's expected cycles (hw_loss.py); None: nothing traced
+        loss = loss + hw.weight * hw_loss.hardware_loss(model, images, hw)
+    return loss + weights["penalty"] * penalty
 
 
-@nnx.jit
-def _train_step(model, optimizer, images, labels, penalty_weight):
-    loss, grads = nnx.value_and_grad(_loss)(model, images, labels, penalty_weight)
+@nnx.jit(static_argnames=("hw",))
+def _train_step(model, optimizer, images, labels, teacher_logits, weights, hw=None):
+    loss, grads = nnx.value_and_grad(_loss)(model, images, labels, teacher_logits, weights, hw)
     optimizer.update(model, grads)
     # Adam's moments and weight decay would revive pruned weights: mask after every update.
     apply_masks(model)
@@ -135,36 +166,68 @@ def _logits(model, images):
     return model(images)
 
 
+def predict(model, images, batch_size: int = 2000) -> np.ndarray:
+    """The model's logits on every image, as one NumPy array."""
+    return np.concatenate(
+        [
+            np.asarray(_logits(model, jnp.asarray(images[s : s + batch_size])))
+            for s in range(0, len(images), batch_size)
+        ]
+    )
+
+
 def accuracy(model, images, labels, batch_size: int = 2000) -> float:
-    correct = 0
-    for start in range(0, len(images), batch_size):
-        logits = _logits(model, jnp.asarray(images[start : start + batch_size]))
-        correct += int(jnp.sum(jnp.argmax(logits, -1) == labels[start : start + batch_size]))
-    return correct / max(len(images), 1)
+    if len(images) == 0:
+        return 0.0
+    return float(np.mean(np.argmax(predict(model, images, batch_size), -1) == labels))
 
 
-def train(model, dataset, config, *, epochs, learning_rate, stage, on_step=None, penalty=0.0):
+def train(
+    model,
+    dataset,
+    config,
+    *,
+    epochs,
+    learning_rate,
+    stage,
+    on_step=None,
+    penalty=0.0,
+    teacher=None,
+    hw=None,
+):
     """Trains for `epochs`, logging loss and validation accuracy after each epoch.
 
-    on_step(step) runs before every step (pruning schedules use it). The optimizer is made
-    afresh for each stage; masks are re-applied after every update, so its momentum cannot
-    revive a weight pruned in the middle of a stage.
+    on_step(step) runs before every step (pruning schedules use it). hw: a hw_loss.HWLoss
+    adds EIE's expected cycles to the loss (None: off). teacher: the dense model's logits
+    on every training example (see `predict`); with config.distill.weight > 0 the loss
+    mixes in distillation. The optimizer is made afresh for each stage; masks are
+    re-applied after every update, so its momentum cannot revive a weight pruned in the
+    middle of a stage.
     """
     steps_per_epoch = -(-len(dataset.train.images) // config.train.batch_size)
     optimizer = _optimizer(model, learning_rate, config, epochs * steps_per_epoch)
+    distill = float(config.distill.weight) if teacher is not None else 0.0
+    weights = dict(
+        penalty=jnp.float32(penalty),
+        distill=jnp.float32(distill),
+        temperature=jnp.float32(config.distill.temperature),
+    )
+    train_x, train_y = dataset.train.images, dataset.train.labels
+    if teacher is None:
+        teacher = np.zeros((len(train_y), dataset.num_classes), np.float32)
     step = 0
     for epoch in range(epochs):
         start, losses = time.time(), []
-        for images, labels in data.batches(
-            dataset.train.images,
-            dataset.train.labels,
-            config.train.batch_size,
-            seed=config.seed,
-            epoch=epoch,
+        # Shuffled example indices, so that images, labels and teacher logits stay aligned.
+        for idx, labels in data.batches(
+            np.arange(len(train_y)), train_y, config.train.batch_size, seed=config.seed, epoch=epoch
         ):
             if on_step is not None:
                 on_step(step)
-            losses.append(_train_step(model, optimizer, images, labels, penalty))
+            images, teacher_logits = train_x[idx], teacher[idx]
+            losses.append(
+                _train_step(model, optimizer, images, labels, teacher_logits, weights, hw)
+            )
             step += 1
         val = accuracy(model, dataset.validation.images, dataset.validation.labels)
         logging.info(
@@ -223,7 +286,7 @@ def prune_rule(config, model) -> dict:
     return rule
 
 
-def prune_and_retrain(model, dataset, config):
+def prune_and_retrain(model, dataset, config, teacher=None):
     """Pruning with retraining, by the configured method and schedule.
 
     magnitude + iterative: rounds r = 1..R prune each layer to r/R of its target (the
@@ -242,7 +305,8 @@ def prune_and_retrain(model, dataset, config):
             layer.enable_scores(keep_fraction=keep)
         train(
             model, dataset, config, epochs=total_epochs, learning_rate=p.learning_rate,
-            stage="prune/scores", penalty=p.penalty,
+            stage="prune/scores", penalty=p.penalty, teacher=teacher,
+            hw=hw_loss.HWLoss.from_config(config),
         )  # fmt: skip
         for _, layer in compressible_layers(model):
             layer.freeze_scores()
@@ -257,7 +321,7 @@ def prune_and_retrain(model, dataset, config):
 
         train(
             model, dataset, config, epochs=total_epochs, learning_rate=p.learning_rate,
-            stage="prune/gradual", on_step=on_step,
+            stage="prune/gradual", on_step=on_step, teacher=teacher,
         )  # fmt: skip
     else:
         rounds = 1 if p.schedule == "one_shot" else p.rounds
@@ -266,25 +330,47 @@ def prune_and_retrain(model, dataset, config):
             logging.info("[prune] round %d/%d kept %s", r, rounds, _fmt(kept))
             train(
                 model, dataset, config, epochs=p.epochs_per_round, learning_rate=p.learning_rate,
-                stage=f"prune/round {r}",
+                stage=f"prune/round {r}", teacher=teacher,
             )  # fmt: skip
     return {name: float(jnp.mean(layer.mask[...])) for name, layer in compressible_layers(model)}
 
 
-def share_and_finetune(model, dataset, config):
-    """k-means weight sharing per layer, then centroid fine-tuning (Deep Compression Sec. 3)."""
+def quantize(model, config) -> None:
+    """Every layer's survivors -> codes into a 2**bits-entry codebook, by config.share.method.
+
+    'kmeans': Deep Compression Sec. 3, a per-layer k-means codebook whose centroids are
+    fine-tuned afterwards. 'linear': the per-layer symmetric int grid of
+    share.linear_codebook (levels -(2**(b-1) - 1) .. 2**(b-1) - 1 times one scale, the
+    W4A16 baseline at 4 bits), a FrozenCodebook: fine-tuning moves only the biases, so the
+    weights stay integers times one scale. EIE decodes one table per layer, so a
+    per-output-channel scale cannot run on it; the grid here is per layer.
+    """
+    method = share_method(config)
     for i, (name, layer) in enumerate(compressible_layers(model)):
-        codebook, codes = share.share_weights(
-            layer.kernel[...],
-            layer.mask[...],
-            weight_bits(config, name),
-            init=config.share.init,
-            key=jax.random.key(config.seed + i),
-        )
-        layer.share(codebook, codes)
+        bits = weight_bits(config, name)
+        if method == "linear":
+            codebook, codes = share.linear_codebook(layer.kernel[...], layer.mask[...], bits)
+        else:
+            codebook, codes = share.share_weights(
+                layer.kernel[...],
+                layer.mask[...],
+                bits,
+                init=config.share.init,
+                key=jax.random.key(config.seed + i),
+            )
+        layer.share(codebook, codes, trainable=method == "kmeans")
+
+
+def share_and_finetune(model, dataset, config, teacher=None):
+    """Weight sharing per layer (`quantize`), then fine-tuning (Deep Compression Sec. 3).
+
+    k-means centroids and biases are fine-tuned; a linear grid is frozen, only biases move.
+    """
+    quantize(model, config)
     train(
         model, dataset, config, epochs=config.share.finetune_epochs,
         learning_rate=config.share.learning_rate, stage="share/finetune",
+        teacher=teacher,
     )  # fmt: skip
 
 
@@ -402,13 +488,17 @@ def train_and_evaluate(config, workdir: str) -> dict:
         )[1],
     )  # fmt: skip
     logging.info("[dense] test accuracy %.4f", dense["accuracy"])
+    # The dense network teaches the compressed one (config.distill; weight 0: no teacher):
+    # its logits on the training set, computed once.
+    teacher = predict(model, dataset.train.images) if config.distill.weight > 0 else None
     pruned = stage(
         "2_pruned",
-        lambda: dict(kept=prune_and_retrain(model, dataset, config), accuracy=test()),
+        lambda: dict(kept=prune_and_retrain(model, dataset, config, teacher), accuracy=test()),
     )
     logging.info("[pruned] test accuracy %.4f  kept %s", pruned["accuracy"], _fmt(pruned["kept"]))
     shared = stage(
-        "3_shared", lambda: (share_and_finetune(model, dataset, config), dict(accuracy=test()))[1]
+        "3_shared",
+        lambda: (share_and_finetune(model, dataset, config, teacher), dict(accuracy=test()))[1],
     )
     logging.info("[shared] test accuracy %.4f", shared["accuracy"])
 

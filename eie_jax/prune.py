@@ -86,10 +86,12 @@ def balanced_mask(w_hw, sparsity, num_pes: int, block_cols: int | None = None, m
 
     W (M, K): row r belongs to PE r mod num_pes (EIE Sec. III-B). The columns are cut into
     blocks of `block_cols` (one block of K columns when None). In every block b each PE
-    keeps its k_b = round((1 - sparsity) * M * width_b / num_pes) largest-magnitude weights,
-    so every PE does the same work per block. Counts are exactly equal unless the shape or
-    the prior mask forbids it: a PE with fewer than k_b live entries in a block (fewer rows
-    when M % num_pes != 0, or earlier pruning) keeps all of them.
+    that holds rows keeps its k_b = round((1 - sparsity) * M * width_b / P) largest-
+    magnitude weights, P = min(num_pes, M) the PEs with rows, so every PE does the same
+    work per block and the layer keeps (1 - sparsity) of its weights (up to rounding).
+    Counts are exactly equal unless the shape or the prior mask forbids it: a PE with
+    fewer than k_b live entries in a block (fewer rows when M % num_pes != 0, or earlier
+    pruning) keeps all of them, and PEs without rows (M < num_pes) hold nothing.
     """
     _check_range("sparsity", sparsity, 0.0, 1.0, hi_inclusive=True)
     _check_int("num_pes", num_pes, 1)
@@ -112,7 +114,7 @@ def balanced_mask(w_hw, sparsity, num_pes: int, block_cols: int | None = None, m
     grouped = score.reshape(rows, num_pes, blocks, bc).transpose(1, 2, 0, 3)
     grouped = grouped.reshape(num_pes, blocks, rows * bc)
     width = jnp.minimum(bc, k_cols - bc * jnp.arange(blocks))
-    keep = jnp.round((1.0 - sparsity) * m_rows * width / num_pes).astype(jnp.int32)
+    keep = jnp.round((1.0 - sparsity) * m_rows * width / min(num_pes, m_rows)).astype(jnp.int32)
     kept = (_ranks_desc(grouped) < keep[None, :, None]) & jnp.isfinite(grouped)
     kept = kept.reshape(num_pes, blocks, rows, bc).transpose(2, 0, 1, 3)
     kept = kept.reshape(rows * num_pes, blocks * bc)[:m_rows, :k_cols]

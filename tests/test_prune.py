@@ -76,6 +76,7 @@ def test_sparsity_mask_never_revives_pruned_weights():
         (300, 784, 64, None),  # fc1 of LeNet-300-100 on EIE: 300 % 64 != 0
         (100, 30, 16, 7),  # ragged last column block and ragged rows
         (10, 12, 4, 5),
+        (10, 100, 64, None),  # fc3 of LeNet-300-100 on 64 PEs: only 10 PEs hold rows
     ],
 )
 @pytest.mark.parametrize("sparsity", [0.5, 0.9])
@@ -89,9 +90,12 @@ def test_balanced_mask_gives_every_pe_the_same_work(m, k, num_pes, block_cols, s
     widths = np.minimum(bc, k - bc * np.arange(counts.shape[1]))
     rows = np.bincount(np.arange(m) % num_pes, minlength=num_pes)
     capacity = rows[:, None] * widths[None, :]
-    # One common count per block, within rounding of (1 - s) * M * width / N ...
+    # One common count per block, within rounding of (1 - s) * M * width / (PEs with rows),
     common = counts.max(axis=0)
-    assert np.all(np.abs(common - (1 - sparsity) * m * widths / num_pes) <= 0.5 + 1e-4)
+    pes = min(num_pes, m)
+    assert np.all(np.abs(common - (1 - sparsity) * m * widths / pes) <= 0.5 + 1e-4)
+    # so the layer keeps (1 - s) of its weights, up to that rounding ...
+    assert abs(mask.sum() - (1 - sparsity) * m * k) <= 0.5 * pes * len(widths) + 1e-4
     # ... which every PE reaches unless it has fewer weights in the block than that.
     np.testing.assert_array_equal(counts, np.minimum(common[None, :], capacity))
     # Within each PE's block the kept weights are the largest ones.

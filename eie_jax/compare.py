@@ -1,0 +1,543 @@
+"""Hardware-aware compression compared on the EIE model: which masks, which 4-bit weights.
+
+Deep Compression (Han, Mao, Dally, ICLR 2016) minimises bits; EIE (Han et al., ISCA
+2016) is as fast as its slowest PE. This runs one network under several pruning methods
+(config.methods: Deep Compression's magnitude pruning, ESE's load-balance-aware pruning
+(Han et al., FPGA 2017), NVIDIA's 2:4 (Mishra et al. 2021), learned masks trained against
+EIE's expected cycles (hw_loss.py)), each with several weight quantisers
+(config.quantizers: the k-means codebook of Deep Compression Sec. 3 and a linear int4
+grid as in GPTQ/AWQ's W4A16), at matched overall density, and measures every result on
+EIE at several PE counts: accuracy in EIE's 16-bit fixed point, compression (P+Q+H),
+cycles, load efficiency and padding.
+
+Each (method, quantiser) run is `pipeline.train_and_evaluate` on its own config; runs
+share work through the stage checkpoints: the dense network is trained once, and each
+method's pruned network once, then copied into the runs that start from it. Stages,
+runs and results are keyed by a fingerprint of the config fields they depend on, so a
+rerun skips finished runs and a changed method retrains only what it changes.
+
+WORKDIR/compare.json (every number), WORKDIR/compare.md (the table and the verdicts) and
+WORKDIR/accuracy_vs_cycles_<N>pes.png (accuracy against EIE cycles, Pareto front).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from eie_jax import checkpoint, data, eie, hardware, models, pipeline, plotting, share
+from eie_jax.eie import fixed_point
+from eie_jax.layers import compressible_layers
+
+# The fields the dense stage depends on; methods may not change them (it is shared).
+DENSE_FIELDS = ("model", "dataset", "data_dir", "validation_size", "seed", "train")
+# The fields only the sharing stage and the evaluation read; quantisers may change only share.
+AFTER_PRUNING_FIELDS = ("share", "storage", "eie")
+QUANTIZER_FIELDS = ("share",)
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def merge(base: ml_collections.ConfigDict, overrides, where: str) -> ml_collections.ConfigDict:
+    """A copy of `base` with `overrides` (nested dicts) written into it, field by field.
+
+    Raises ValueError naming `where` and the field when a field does not exist in base.
+    """
+    out = copy.deepcopy(base)
+
+    def write(node, values, path):
+        for key, value in dict(values).items():
+            if key not in node:
+                raise ValueError(f"{where}.{path}{key}: no such field in config.base")
+            if isinstance(node[key], ml_collections.ConfigDict) and hasattr(value, "items"):
+                write(node[key], value, f"{path}{key}.")
+            else:
+                node[key] = value
+
+    write(out, overrides, "")
+    return out
+
+
+def run_configs(config) -> list[dict]:
+    """[{method, quantizer, label, config}] for every method (in config.order) x quantiser.
+
+    Raises ValueError naming the field when a method changes a dense-stage field, a
+    quantiser changes anything but share.*, or a run's config is invalid.
+    """
+    if not config.methods or not config.quantizers:
+        raise ValueError("config.methods and config.quantizers: need at least one entry each")
+    num_pes = tuple(config.num_pes)
+    if not num_pes or any(not isinstance(n, int) or n < 1 for n in num_pes):
+        raise ValueError(f"config.num_pes={num_pes!r}: allowed: a nonempty list of ints >= 1")
+    order = tuple(config.get("order", None) or sorted(config.methods))
+    if sorted(order) != sorted(config.methods):
+        raise ValueError(
+            f"config.order={order!r}: must list every method of config.methods once: "
+            f"{sorted(config.methods)}"
+        )
+    runs = []
+    for method in order:
+        spec = config.methods[method]
+        for key in spec.overrides:
+            if key in DENSE_FIELDS:
+                raise ValueError(
+                    f"config.methods.{method}.overrides.{key}: methods share the dense stage and "
+                    f"may not change {DENSE_FIELDS}"
+                )
+        method_config = merge(config.base, spec.overrides, f"config.methods.{method}.overrides")
+        for quantizer, q_overrides in config.quantizers.items():
+            for key in q_overrides:
+                if key not in QUANTIZER_FIELDS:
+                    raise ValueError(
+                        f"config.quantizers.{quantizer}.{key}: quantisers share the pruned stage "
+                        f"and may change only {QUANTIZER_FIELDS}"
+                    )
+            run = merge(method_config, q_overrides, f"config.quantizers.{quantizer}")
+            run.eie.num_pes = num_pes[0]
+            pipeline.validate_config(run)
+            runs.append(dict(method=method, quantizer=quantizer, label=spec.label, config=run))
+    return runs
+
+
+def fingerprint(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _subset(run_config, keep=None, drop=()) -> dict:
+    values = json.loads(run_config.to_json())
+    return {k: v for k, v in values.items() if (keep is None or k in keep) and k not in drop}
+
+
+def stage_keys(run_config) -> dict:
+    """Fingerprints of what each stage depends on: dense, pruned, and the whole run."""
+    return dict(
+        dense=fingerprint(_subset(run_config, keep=DENSE_FIELDS)),
+        pruned=fingerprint(_subset(run_config, drop=AFTER_PRUNING_FIELDS)),
+        run=fingerprint(_subset(run_config)),
+    )
+
+
+# ------------------------------------------------------------------ one run
+
+
+def _restore(config, path):
+    model = models.get_model(config.model, rngs=nnx.Rngs(config.seed))
+    checkpoint.restore(path, model)
+    return model
+
+
+def eie_inputs(model, dataset, report) -> list[tuple[hardware.FCLayer, eie.EIEConfig, np.ndarray]]:
+    """[(layer, its EIE config, which inputs are nonzero (B, K))] of the FC stack, test set.
+
+    The inputs are the ones EIE sees: the first layer's in 16-bit fixed point, each later
+    one the fixed-point output of the layer before (hardware.fixed_point_forward, which
+    equals EIE's outputs bit for bit), with the fractional bits the run calibrated
+    (report['layers'][name]). Which inputs are nonzero does not depend on the PE count.
+    """
+    base = eie.EIEConfig.from_dict(report["eie_config"])
+    h = np.asarray(pipeline._fc_input(model, jnp.asarray(dataset.test.images)))
+    out = []
+    for layer in pipeline.fc_stack(model):
+        entry = report["layers"][layer.name]
+        cfg = base.replace(
+            weight_bits=layer.weight_bits,
+            act_frac_bits=entry["act_frac_bits"],
+            weight_frac_bits=entry["weight_frac_bits"],
+        )
+        out.append(
+            (layer, cfg, np.asarray(fixed_point.quantize(jnp.asarray(h), cfg.act_frac_bits)) != 0)
+        )
+        h = hardware.fixed_point_forward([layer], h, [cfg])
+    return out
+
+
+def cycles_on(layer, cfg, active, batch_size=2000) -> hardware.LayerRun:
+    """A layer's EIE timing at cfg.num_pes for inputs whose nonzeros are `active` (B, K).
+
+    The datapath's timing recurrence alone (eie.cycles_from_counts, the loop simulate()
+    runs beside its arithmetic): the outputs do not depend on the PE count, so another PE
+    count needs only the cycles.
+    """
+    counts = eie.column_counts(layer.codes, cfg.num_pes, cfg.index_bits)
+    run = jax.jit(
+        jax.vmap(
+            lambda a: eie.cycles_from_counts(
+                counts, a, cfg.fifo_depth, history=eie.history_size(cfg.fifo_depth)
+            )
+        )
+    )
+    total, eff = [], []
+    for start in range(0, len(active), batch_size):
+        pe_cycles, pe_busy = jax.device_get(run(jnp.asarray(active[start : start + batch_size])))
+        t = pe_cycles.max(axis=1)
+        total.append(t)
+        eff.append(np.where(t > 0, pe_busy.mean(axis=1) / np.maximum(t, 1), 0.0))
+    cycles = float(np.concatenate(total).mean())
+    entries = int(counts.sum())
+    return hardware.LayerRun(
+        name=layer.name,
+        cycles=cycles,
+        time_us=cycles / cfg.clock_mhz,
+        load_efficiency=float(np.concatenate(eff).mean()),
+        num_entries=entries,
+        num_padding=entries - int(np.count_nonzero(layer.codes)),
+        act_frac_bits=cfg.act_frac_bits,
+        weight_frac_bits=cfg.weight_frac_bits,
+    )
+
+
+def eie_summary(runs: list[hardware.LayerRun], broadcasts: list[float], clock_mhz) -> dict:
+    """The FC stack on EIE at one PE count, from its per-layer runs (means per inference).
+
+    load_efficiency is the cycle-weighted mean of the layers' (mean busy PE / cycles);
+    its ceiling replaces each layer's cycles by the least any mask with the same entries
+    could take, max(broadcasts, busy): every broadcast costs at least one cycle (EIE
+    Sec. III-D), so small layers on many PEs cannot be efficient however balanced.
+    """
+    cycles = sum(r.cycles for r in runs)
+    busy = [r.load_efficiency * r.cycles for r in runs]
+    entries = sum(r.num_entries for r in runs)
+    floor = sum(max(b, u) for b, u in zip(broadcasts, busy, strict=True))
+    return dict(
+        cycles=cycles,
+        time_us=cycles / clock_mhz,
+        load_efficiency=sum(busy) / cycles if cycles else 0.0,
+        load_efficiency_ceiling=sum(busy) / floor if floor else 0.0,
+        padding_share=sum(r.num_padding for r in runs) / entries if entries else 0.0,
+        entries=entries,
+        layers={
+            r.name: dict(cycles=r.cycles, load_efficiency=r.load_efficiency, padding=r.num_padding)
+            for r in runs
+        },
+    )
+
+
+def per_channel_int4_accuracy(model, dataset, config) -> float:
+    """Float accuracy of the pruned model with per-output-channel symmetric linear weights.
+
+    share.linear_quantize(axis=-1): one scale per output channel, round to nearest, no
+    fine-tuning. It needs one scale per row, which EIE's one codebook per layer cannot
+    hold, so this is reported beside the EIE runs, not run on EIE.
+    """
+    for name, layer in compressible_layers(model):
+        bits = pipeline.weight_bits(config, name)
+        levels, scales = share.linear_quantize(layer.kernel[...], layer.mask[...], bits, axis=-1)
+        layer.kernel[...] = levels * scales
+    return pipeline.accuracy(model, dataset.test.images, dataset.test.labels)
+
+
+def evaluate_run(run_config, ckpt_dir, report, dataset, num_pes) -> dict:
+    """The row of one run: its report at num_pes[0], and EIE's timing at the other PE counts
+    (same outputs and accuracy: the arithmetic does not depend on the PE count)."""
+    start = time.time()
+    model = _restore(run_config, os.path.join(ckpt_dir, "3_shared.npz"))
+    inputs = eie_inputs(model, dataset, report)
+    broadcasts = [float(active.sum(axis=1).mean()) for _, _, active in inputs]
+    clock = run_config.eie.clock_mhz
+    first = [
+        hardware.LayerRun(
+            name=name,
+            cycles=entry["cycles"],
+            time_us=entry["time_us"],
+            load_efficiency=entry["load_efficiency"],
+            num_entries=entry["eie_entries"],
+            num_padding=entry["eie_padding"],
+            act_frac_bits=entry["act_frac_bits"],
+            weight_frac_bits=entry["weight_frac_bits"],
+        )
+        for name, entry in report["layers"].items()
+        if "cycles" in entry
+    ]
+    on_eie = {str(num_pes[0]): eie_summary(first, broadcasts, clock)}
+    for n in num_pes[1:]:
+        runs = [cycles_on(layer, cfg.replace(num_pes=n), active) for layer, cfg, active in inputs]
+        on_eie[str(n)] = eie_summary(runs, broadcasts, clock)
+
+    pruned = os.path.join(ckpt_dir, "2_pruned.npz")
+    quantized = _restore(run_config, pruned)
+    pipeline.quantize(quantized, run_config)
+    row = dict(
+        weights_kept=report["storage"]["weights_kept"],
+        layers_kept={k: v["weights_kept"] for k, v in report["layers"].items()},
+        dense_accuracy=report["dense_accuracy"],
+        pruned_accuracy=report["pruned_accuracy"],
+        quantized_accuracy=pipeline.accuracy(quantized, dataset.test.images, dataset.test.labels),
+        compressed_accuracy=report["compressed_accuracy"],
+        eie_accuracy=report["eie_accuracy"],
+        eie_equals_fixed_point=report["eie_equals_fixed_point"],
+        compression_ratio=report["compression_ratio"],
+        compression_ratio_pq=report["compression_ratio_pq"],
+        broadcasts=broadcasts,
+        eie=on_eie,
+    )
+    if pipeline.share_method(run_config) == "linear":
+        row["per_channel_int4_accuracy"] = per_channel_int4_accuracy(
+            _restore(run_config, pruned), dataset, run_config
+        )
+    row["seconds"] = dict(report["seconds"], extra_eie=time.time() - start)
+    return row
+
+
+def _copy_if_missing(src, dst) -> bool:
+    if os.path.exists(src) and not os.path.exists(dst):
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copyfile(src, dst)
+        return True
+    return False
+
+
+def run_one(run, workdir, dataset, num_pes) -> dict:
+    """One (method, quantiser) run, resumed from the shared dense and pruned stages."""
+    keys = stage_keys(run["config"])
+    name = f"{run['method']}-{run['quantizer']}"
+    result_path = os.path.join(workdir, "results", f"{name}-{keys['run']}.json")
+    if os.path.exists(result_path):
+        with open(result_path) as f:
+            return json.load(f)
+    run_dir = os.path.join(workdir, "runs", f"{name}-{keys['run']}")
+    ckpt = os.path.join(run_dir, "checkpoints")
+    shared = {
+        "1_dense.npz": os.path.join(workdir, "stages", f"dense-{keys['dense']}.npz"),
+        "2_pruned.npz": os.path.join(
+            workdir, "stages", f"{run['method']}-pruned-{keys['pruned']}.npz"
+        ),
+    }
+    for stage, path in shared.items():
+        if _copy_if_missing(path, os.path.join(ckpt, stage)):
+            logging.info("[compare] %s: %s from %s", name, stage, path)
+    report = pipeline.train_and_evaluate(run["config"], run_dir)
+    for stage, path in shared.items():
+        _copy_if_missing(os.path.join(ckpt, stage), path)
+    row = dict(
+        name=name,
+        method=run["method"],
+        quantizer=run["quantizer"],
+        label=run["label"],
+        **evaluate_run(run["config"], ckpt, report, dataset, num_pes),
+        config=json.loads(run["config"].to_json()),
+    )
+    os.makedirs(os.path.dirname(result_path), exist_ok=True)
+    with open(result_path + ".tmp", "w") as f:
+        json.dump(row, f, indent=1)
+    os.replace(result_path + ".tmp", result_path)
+    return row
+
+
+# ------------------------------------------------------------------ the comparison
+
+
+def run_comparison(config, workdir: str) -> dict:
+    """Every method x quantiser (skipping finished ones); writes compare.{json,md} and the PNG."""
+    start = time.time()
+    runs = run_configs(config)
+    num_pes = tuple(config.num_pes)
+    os.makedirs(workdir, exist_ok=True)
+    base = config.base
+    dataset = data.load_dataset(
+        base.dataset, base.data_dir or None, validation_size=base.validation_size, seed=base.seed
+    )
+    rows = []
+    for i, run in enumerate(runs):
+        t = time.time()
+        logging.info(
+            "[compare] run %d/%d: %s + %s", i + 1, len(runs), run["method"], run["quantizer"]
+        )
+        row = run_one(run, workdir, dataset, num_pes)
+        rows.append(row)
+        first = row["eie"][str(num_pes[0])]
+        logging.info(
+            "[compare] done %d/%d %s: EIE acc %.4f, %.1f cycles at %d PEs, %.1fx (%.0f s)",
+            i + 1, len(runs), row["name"], row["eie_accuracy"], first["cycles"], num_pes[0],
+            row["compression_ratio"], time.time() - t,
+        )  # fmt: skip
+    result = dict(
+        num_pes=list(num_pes),
+        fifo_depth=base.eie.fifo_depth,
+        clock_mhz=base.eie.clock_mhz,
+        rows=rows,
+        verdicts=verdicts(rows, config),
+        seconds=time.time() - start,
+        train_seconds=sum(r["seconds"]["total"] + r["seconds"]["extra_eie"] for r in rows),
+    )
+    with open(os.path.join(workdir, "compare.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    result["plot"] = plot(result, workdir)
+    with open(os.path.join(workdir, "compare.md"), "w") as f:
+        f.write(to_markdown(result))
+    return result
+
+
+def _find(rows, method, quantizer):
+    return next((r for r in rows if r["method"] == method and r["quantizer"] == quantizer), None)
+
+
+def verdicts(rows, config) -> dict:
+    """The issue's questions, answered from the rows (None where a run is missing).
+
+    hw_loss_vs_magnitude: per quantiser, EIE cycles at num_pes[0] relative to magnitude and
+    the EIE accuracy difference in points; met = >= 20 % fewer cycles, <= 0.3 points lost.
+    balanced_load_efficiency: per quantiser at num_pes[0]; met = > 0.9.
+    kmeans_vs_linear: per method, accuracy (EIE) of k-means minus linear, in points.
+    """
+    n = str(config.num_pes[0])
+    t = config.targets
+    out = dict(hw_loss_vs_magnitude={}, balanced_load_efficiency={}, kmeans_vs_linear={})
+    for q in config.quantizers:
+        mag, hw, bal = (_find(rows, m, q) for m in ("magnitude", "hw_loss", "balanced"))
+        if mag and hw:
+            fewer = 1.0 - hw["eie"][n]["cycles"] / mag["eie"][n]["cycles"]
+            lost = 100.0 * (mag["eie_accuracy"] - hw["eie_accuracy"])
+            out["hw_loss_vs_magnitude"][q] = dict(
+                fewer_cycles=fewer,
+                accuracy_points_lost=lost,
+                met=bool(fewer >= t.fewer_cycles - 1e-9 and lost <= t.max_points_lost + 1e-9),
+            )
+        if bal:
+            eff = bal["eie"][n]["load_efficiency"]
+            out["balanced_load_efficiency"][q] = dict(
+                load_efficiency=eff,
+                ceiling=bal["eie"][n]["load_efficiency_ceiling"],
+                met=bool(eff > t.load_efficiency),
+            )
+    for m in config.methods:
+        km, lin = _find(rows, m, "kmeans"), _find(rows, m, "linear")
+        if km and lin:
+            out["kmeans_vs_linear"][m] = dict(
+                eie_points=100.0 * (km["eie_accuracy"] - lin["eie_accuracy"]),
+                float_points=100.0 * (km["compressed_accuracy"] - lin["compressed_accuracy"]),
+                before_finetune_points=100.0
+                * (km["quantized_accuracy"] - lin["quantized_accuracy"]),
+            )
+    return out
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats: fewer-or-equal cycles (x) and higher-or-
+    equal accuracy (y), one of them strictly. Sorted by x."""
+    front = []
+    for i, (x, y) in enumerate(points):
+        dominated = any(
+            (x2 <= x and y2 >= y) and (x2 < x or y2 > y) for j, (x2, y2) in enumerate(points)
+            if j != i
+        )  # fmt: skip
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i])
+
+
+def plot(result, workdir) -> str:
+    n = str(result["num_pes"][0])
+    rows = result["rows"]
+    points = [(r["eie"][n]["cycles"], 100.0 * r["eie_accuracy"]) for r in rows]
+    path = os.path.join(workdir, f"accuracy_vs_cycles_{n}pes.png")
+    return plotting.pareto_plot(
+        path,
+        points,
+        [f"{r['method']}+{r['quantizer']}" for r in rows],
+        pareto_front(points),
+        xlabel=f"EIE cycles per inference, FC stack ({n} PEs, FIFO {result['fifo_depth']})",
+        ylabel="test accuracy on EIE (%)",
+        title="Accuracy vs EIE cycles (Pareto front)",
+    )
+
+
+def _pct(x):
+    return f"{100.0 * x:.2f}"
+
+
+def to_markdown(result) -> str:
+    pes = [str(n) for n in result["num_pes"]]
+    head = ["method", "quantiser", "kept %", "acc float %", "acc EIE %", "CR (P+Q+H)"]
+    for n in pes:
+        head += [f"cycles @{n}", f"µs @{n}", f"load eff @{n}", f"padding % @{n}"]
+    lines = [
+        "# Hardware-aware compression on EIE",
+        "",
+        f"FIFO depth {result['fifo_depth']}, {result['clock_mhz']:.0f} MHz; cycles and µs per "
+        "inference for the whole FC stack, mean over the test set; accuracy on the test set "
+        "(float: the compressed network; EIE: the same in EIE's 16-bit fixed point).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for r in result["rows"]:
+        cells = [
+            r["label"],
+            r["quantizer"],
+            _pct(r["weights_kept"]),
+            _pct(r["compressed_accuracy"]),
+            _pct(r["eie_accuracy"]),
+            f"{r['compression_ratio']:.1f}x",
+        ]
+        for n in pes:
+            e = r["eie"][n]
+            cells += [
+                f"{e['cycles']:.1f}",
+                f"{e['time_us']:.3f}",
+                f"{e['load_efficiency']:.3f}",
+                _pct(e["padding_share"]),
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Beside the table", ""]
+    lines += [
+        "| method | quantiser | dense % | pruned % | quantised, before fine-tune % | per-channel "
+        "int4, float % | nonzero inputs per layer | load eff ceiling @" + " / @".join(pes) + " |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        per_channel = r.get("per_channel_int4_accuracy")
+        ceilings = " / ".join(f"{r['eie'][n]['load_efficiency_ceiling']:.3f}" for n in pes)
+        lines.append(
+            f"| {r['method']} | {r['quantizer']} | {_pct(r['dense_accuracy'])} "
+            f"| {_pct(r['pruned_accuracy'])} | {_pct(r['quantized_accuracy'])} "
+            f"| {'-' if per_channel is None else _pct(per_channel)} "
+            f"| {' / '.join(f'{b:.1f}' for b in r['broadcasts'])} | {ceilings} |"
+        )
+    lines += ["", "## Verdicts", ""] + _verdict_lines(result)
+    lines += [
+        "",
+        f"Wall time of this invocation: {result['seconds']:.0f} s; the runs themselves took "
+        f"{result['train_seconds']:.0f} s (stages resumed from shared checkpoints count 0).",
+        "",
+        f"![accuracy vs cycles]({os.path.basename(result['plot'])})",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _verdict_lines(result) -> list[str]:
+    v, n = result["verdicts"], result["num_pes"][0]
+    yes = lambda met: "met" if met else "NOT met"
+    lines = []
+    for q, d in v["hw_loss_vs_magnitude"].items():
+        lines.append(
+            f"- hw-loss vs magnitude ({q}, {n} PEs): {100 * d['fewer_cycles']:.1f} % fewer "
+            f"cycles, {d['accuracy_points_lost']:+.2f} points of EIE accuracy lost "
+            f"(target >= 20 % fewer, <= 0.3 lost): {yes(d['met'])}."
+        )
+    for q, d in v["balanced_load_efficiency"].items():
+        lines.append(
+            f"- load-balanced ({q}, {n} PEs, FIFO {result['fifo_depth']}): load efficiency "
+            f"{d['load_efficiency']:.3f} (ceiling for these masks and inputs "
+            f"{d['ceiling']:.3f}; target > 0.9): {yes(d['met'])}."
+        )
+    for m, d in v["kmeans_vs_linear"].items():
+        p = d["eie_points"]
+        better = "k-means better" if p > 0 else "linear better" if p < 0 else "tie"
+        lines.append(
+            f"- {m}: k-means 4-bit minus linear int4 = {p:+.2f} points on EIE ({better}); "
+            f"float {d['float_points']:+.2f}, before fine-tuning "
+            f"{d['before_finetune_points']:+.2f}."
+        )
+    return lines

@@ -1,0 +1,158 @@
+"""EIE's cycle count as a training loss: masks that are sparse *and* fast on the accelerator.
+
+Deep Compression (Han, Mao, Dally, ICLR 2016) minimises bits; EIE (Han et al., ISCA 2016)
+runs as fast as its slowest PE allows: every nonzero input activation is broadcast to all
+N PEs, each PE spends max(n, 1) cycles on its n entries of that column, and the broadcast
+stalls once a PE's FIFO is full (Sec. III-IV). `eie.expected_cycles` is a differentiable
+surrogate of that count for a layer whose weights are kept with probability keep_prob
+(M, K) and whose inputs are nonzero with probability act_prob (K,). This module sums it
+over a model's fully connected layers, the ones EIE runs, so that training with
+
+    loss = cross_entropy + weight * hardware_loss
+
+learns masks that are balanced across PEs and cheap for the inputs the network sees:
+
+- keep_prob: each layer's learned-mask keep probability (`MaskedLayer.keep_prob`, the
+  scores phase of prune.method='scores'), in EIE's (M outputs, K inputs) orientation;
+- act_prob: the fraction of the batch in which each input of the layer is nonzero,
+  measured on the batch's own forward pass. The hard fraction is what EIE's leading
+  nonzero detector skips on, so it is the forward value; its gradient is either zero
+  (act_temperature = 0) or that of mean sigmoid(pre-activation / act_temperature), a
+  straight-through surrogate that lets the loss make hidden activations sparser (the
+  only way to take broadcasts, and so cycles, away from a layer whose PEs already do
+  at most one entry per column, as LeNet-300-100's do at 64 PEs).
+
+The sum is divided by sum_l K_l, the cycles EIE spends when every input of every layer
+is nonzero and no PE has more than one entry in a column (one broadcast per input, one
+cycle each): a magnitude-pruned LeNet-300-100 at 64 PEs scores about 0.5, so weights
+near 0.1-1 weigh it like the cross entropy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from eie_jax import eie
+from eie_jax.layers import MaskedLinear, compressible_layers, to_hardware
+
+DEFAULTS = dict(
+    weight=0.0,  # 0: off (nothing is traced, training costs what it did)
+    num_pes=64,
+    fifo_depth=8,
+    index_bits=4,
+    temperature=0.5,  # width of the smooth maxima of eie.expected_cycles, in cycles
+    keep_temperature=0.25,  # keep_prob = sigmoid((score - top-k threshold) / this)
+    act_temperature=0.25,  # act_prob's gradient: of mean sigmoid(pre / this); 0: none
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class HWLoss:
+    """The hardware term of the training loss; hashable, so it can be a static jit argument."""
+
+    weight: float
+    eie: eie.EIEConfig
+    temperature: float
+    keep_temperature: float
+    act_temperature: float
+
+    @classmethod
+    def from_config(cls, config) -> HWLoss | None:
+        """The term config.hw_loss asks for (defaults: DEFAULTS), or None when weight is 0.
+
+        Raises ValueError naming the field and value of anything out of range.
+        """
+        s = settings(config)
+
+        def need(key, ok, allowed):
+            if not ok(s[key]):
+                raise ValueError(f"config.hw_loss.{key}={s[key]!r}: allowed: {allowed}")
+
+        number = lambda v: isinstance(v, int | float) and not isinstance(v, bool)
+        need("weight", lambda v: number(v) and v >= 0, "a number >= 0 (0: off)")
+        need("temperature", lambda v: number(v) and v >= 0, "a number >= 0 (0: hard max)")
+        need("keep_temperature", lambda v: number(v) and v > 0, "a number > 0")
+        need("act_temperature", lambda v: number(v) and v >= 0, "a number >= 0 (0: no gradient)")
+        fields = {k: s[k] for k in ("num_pes", "fifo_depth", "index_bits")}
+        try:
+            cfg = eie.EIEConfig.from_dict(fields)
+        except ValueError as e:
+            raise ValueError(f"config.hw_loss: {e}") from None
+        if s["weight"] > 0 and config.prune.method != "scores":
+            raise ValueError(
+                f"config.hw_loss.weight={s['weight']!r}: needs prune.method='scores' (learned "
+                f"masks give the differentiable keep probabilities), not {config.prune.method!r}"
+            )
+        if s["weight"] == 0:
+            return None
+        return cls(
+            weight=float(s["weight"]),
+            eie=cfg,
+            temperature=float(s["temperature"]),
+            keep_temperature=float(s["keep_temperature"]),
+            act_temperature=float(s["act_temperature"]),
+        )
+
+
+def settings(config) -> dict:
+    """config.hw_loss over DEFAULTS (a config without the field gets the term switched off).
+
+    Raises ValueError naming any unknown key.
+    """
+    given = dict(config.get("hw_loss", None) or {})
+    unknown = sorted(set(given) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"config.hw_loss: unknown field(s) {unknown}; allowed: {sorted(DEFAULTS)}")
+    return {**DEFAULTS, **given}
+
+
+def fc_layers(model) -> list[tuple[str, MaskedLinear]]:
+    """The model's fully connected layers in forward order: the layers EIE runs."""
+    layers = compressible_layers(model)
+    return [(name, layer) for name, layer in layers if isinstance(layer, MaskedLinear)]
+
+
+def fc_inputs(model, images):
+    """[(layer, input, pre-activation of that input or None)] for every FC layer.
+
+    Walks the FC stack as EIE runs it (pipeline.fc_stack): the first layer sees
+    model.fc_input(images), each later one the ReLU of the previous layer's output.
+    """
+    h, pre, out = model.fc_input(images), None, []
+    for _, layer in fc_layers(model):
+        out.append((layer, h, pre))
+        pre = layer(h)
+        h = jax.nn.relu(pre)
+    return out
+
+
+def activation_prob(h, pre, act_temperature: float):
+    """(K,) fraction of the batch with a nonzero input; its gradient: see the module docstring."""
+    hard = jax.lax.stop_gradient(jnp.mean((h != 0).astype(jnp.float32), axis=0))
+    if pre is None or act_temperature <= 0:
+        return hard
+    soft = jnp.mean(jax.nn.sigmoid(pre / act_temperature), axis=0)
+    return hard + soft - jax.lax.stop_gradient(soft)
+
+
+def broadcast_cycles(model) -> int:
+    """sum_l K_l: one cycle per input of every FC layer (the normaliser of the loss)."""
+    return sum(layer.in_features for _, layer in fc_layers(model))
+
+
+def layer_cycles(model, images, spec: HWLoss):
+    """[expected EIE cycles of each FC layer on this batch], differentiable."""
+    cycles = []
+    for layer, h, pre in fc_inputs(model, images):
+        keep = to_hardware(layer.keep_prob(spec.keep_temperature))  # (M, K)
+        act = activation_prob(h, pre, spec.act_temperature)
+        cycles.append(eie.expected_cycles(keep, act, spec.eie, spec.temperature))
+    return cycles
+
+
+def hardware_loss(model, images, spec: HWLoss):
+    """Expected EIE cycles of the FC stack on this batch / `broadcast_cycles` (unweighted)."""
+    return sum(layer_cycles(model, images, spec)) / broadcast_cycles(model)
