@@ -11,6 +11,8 @@ linear initialisation and centroid fine-tuning; Huffman coding of codes and indi
 
 import ml_collections
 
+from eie_jax import hw_loss
+
 
 def get_config(arg=None):
     config = ml_collections.ConfigDict()
@@ -59,6 +61,9 @@ def get_config(arg=None):
     # Knowledge distillation from the dense network while pruning and fine-tuning
     # (Hinton et al. 2015): loss = (1 - weight) * CE + weight * T^2 * KL. weight 0: off.
     config.distill = dict(weight=0.7, temperature=4.0)
+    # EIE's expected cycles as a loss term (eie_jax/hw_loss.py); needs prune.method='scores'
+    # (learned masks). weight 0: off, nothing traced.
+    config.hw_loss = dict(hw_loss.DEFAULTS)
     # Deep Compression's bit accounting: relative indices of index_bits with filler zeros.
     config.storage = dict(index_bits=5, huffman=True)
     config.eie = dict(

@@ -411,7 +411,7 @@ def verdicts(rows, config) -> dict:
                 ceiling=bal["eie"][n]["load_efficiency_ceiling"],
                 met=bool(eff > t.load_efficiency),
             )
-    for m in config.methods:
+    for m in config.get("order", None) or sorted(config.methods):
         km, lin = _find(rows, m, "kmeans"), _find(rows, m, "linear")
         if km and lin:
             out["kmeans_vs_linear"][m] = dict(
@@ -523,8 +523,8 @@ def _verdict_lines(result) -> list[str]:
     for q, d in v["hw_loss_vs_magnitude"].items():
         lines.append(
             f"- hw-loss vs magnitude ({q}, {n} PEs): {100 * d['fewer_cycles']:.1f} % fewer "
-            f"cycles, {d['accuracy_points_lost']:+.2f} points of EIE accuracy lost "
-            f"(target >= 20 % fewer, <= 0.3 lost): {yes(d['met'])}."
+            f"cycles, EIE accuracy {-d['accuracy_points_lost']:+.2f} points "
+            f"(target: >= 20 % fewer cycles, >= -0.3 points): {yes(d['met'])}."
         )
     for q, d in v["balanced_load_efficiency"].items():
         lines.append(
