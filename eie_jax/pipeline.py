@@ -245,8 +245,8 @@ def train(
 # ------------------------------------------------------------------ stages
 
 
-def _layer_sparsity(config, name):
-    rule = config.prune.rule
+def _layer_sparsity(rule, name) -> float:
+    """A layer's target sparsity in a prune rule: its `layers` override, else the rule's."""
     layers = rule.get("layers", {}) or {}
     return float(layers.get(name, {}).get("sparsity", rule.get("sparsity", 0.0)))
 
@@ -270,7 +270,7 @@ def prune_rule(config, model) -> dict:
         )
     layers = compressible_layers(model)
     sizes = np.array([layer.kernel[...].size for _, layer in layers], float)
-    keep = np.array([1.0 - _layer_sparsity(config, name) for name, _ in layers])
+    keep = np.array([1.0 - _layer_sparsity(rule, name) for name, _ in layers])
     lo, hi = 0.0, 1.0 / max(keep.min(), 1e-12)
     for _ in range(100):
         c = (lo + hi) / 2
@@ -300,9 +300,7 @@ def prune_and_retrain(model, dataset, config, teacher=None):
     total_epochs = p.rounds * p.epochs_per_round
     if p.method == "scores":
         for name, layer in compressible_layers(model):
-            layer_rule = rule.get("layers", {}).get(name, {})
-            keep = 1.0 - float(layer_rule.get("sparsity", rule.get("sparsity", 0.0)))
-            layer.enable_scores(keep_fraction=keep)
+            layer.enable_scores(keep_fraction=1.0 - _layer_sparsity(rule, name))
         train(
             model, dataset, config, epochs=total_epochs, learning_rate=p.learning_rate,
             stage="prune/scores", penalty=p.penalty, teacher=teacher,
