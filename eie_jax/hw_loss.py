@@ -35,8 +35,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from eie_jax import eie
-from eie_jax.layers import MaskedLinear, compressible_layers, to_hardware
+from eie_jax import eie, models
+from eie_jax.layers import MaskedLinear, to_hardware
 
 DEFAULTS = dict(
     weight=0.0,  # 0: off (nothing is traced, training costs what it did)
@@ -110,22 +110,22 @@ def settings(config) -> dict:
 
 
 def fc_layers(model) -> list[tuple[str, MaskedLinear]]:
-    """The model's fully connected layers in forward order: the layers EIE runs."""
-    layers = compressible_layers(model)
-    return [(name, layer) for name, layer in layers if isinstance(layer, MaskedLinear)]
+    """The FC layers EIE runs, in the model's declared forward order (`models.eie_layers`)."""
+    return [(name, layer) for name, layer, _ in models.eie_layers(model)]
 
 
 def fc_inputs(model, images):
     """[(layer, input, pre-activation of that input or None)] for every FC layer.
 
-    Walks the FC stack as EIE runs it (pipeline.fc_stack): the first layer sees
-    model.fc_input(images), each later one the ReLU of the previous layer's output.
+    Walks the FC stack as EIE runs it (`models.eie_layers`): the first layer sees
+    model.fc_input(images), each later one the previous layer's output, after its ReLU
+    when the model declares one (pre is None where no ReLU sits before the input).
     """
     h, pre, out = model.fc_input(images), None, []
-    for _, layer in fc_layers(model):
+    for _, layer, relu in models.eie_layers(model):
         out.append((layer, h, pre))
-        pre = layer(h)
-        h = jax.nn.relu(pre)
+        y = layer(h)
+        h, pre = (jax.nn.relu(y), y) if relu else (y, None)
     return out
 
 

@@ -23,7 +23,7 @@ from absl import logging
 from flax import nnx
 
 from eie_jax import checkpoint, data, eie, hardware, hw_loss, models, prune, share, storage
-from eie_jax.layers import MaskedLinear, apply_masks, compressible_layers
+from eie_jax.layers import apply_masks, compressible_layers
 
 PRUNE_METHODS = ("magnitude", "scores")
 SCHEDULES = ("one_shot", "iterative", "gradual")
@@ -391,17 +391,16 @@ def storage_report(model, config) -> storage.CompressionReport:
 
 
 def fc_stack(model) -> list[hardware.FCLayer]:
-    """The compressed FC layers in hardware form, ReLU after all but the last."""
-    fcs = [(n, layer) for n, layer in compressible_layers(model) if isinstance(layer, MaskedLinear)]
+    """The compressed FC layers EIE runs, in hardware form, in the model's declared order."""
     return [
         hardware.FCLayer(
             name=name,
             codes=np.asarray(layer.hardware_codes()),
             codebook=np.asarray(layer.codebook[...]),
             bias=np.asarray(layer.bias[...]),
-            relu=i < len(fcs) - 1,
+            relu=relu,
         )
-        for i, (name, layer) in enumerate(fcs)
+        for name, layer, relu in models.eie_layers(model)
     ]
 
 

@@ -10,6 +10,7 @@ from flax import nnx
 from configs import lenet_300_100
 from eie_jax import eie, hw_loss, layers
 from eie_jax.layers import MaskedLinear
+from eie_jax.models import EIELayer
 
 
 class _Toy(nnx.Module):
@@ -17,8 +18,10 @@ class _Toy(nnx.Module):
 
     def __init__(self, sizes, *, rngs):
         self.fc1 = MaskedLinear(sizes[0], sizes[1], rngs=rngs)
+        self.EIE_LAYERS = (EIELayer("fc1", relu=len(sizes) > 2),)
         if len(sizes) > 2:
             self.fc2 = MaskedLinear(sizes[1], sizes[2], rngs=rngs)
+            self.EIE_LAYERS += (EIELayer("fc2", relu=False),)
 
     def fc_input(self, x):
         return x

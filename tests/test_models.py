@@ -91,4 +91,4 @@ def test_unknown_model_name_lists_the_names():
 def test_max_pool_takes_the_max_of_each_2x2_window():
     x = np.random.default_rng(0).normal(size=(2, 6, 4, 3)).astype(np.float32)
     expected = np.asarray(x).reshape(2, 3, 2, 2, 2, 3).max(axis=(2, 4))
-    np.testing.assert_array_equal(models._max_pool_2x2(x), expected)
+    np.testing.assert_array_equal(models.lenet._max_pool_2x2(x), expected)

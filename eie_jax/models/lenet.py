@@ -1,7 +1,4 @@
-"""The MNIST networks of Deep Compression (ICLR 2016, Table 1), built from masked layers.
-
-Layer names are chosen so that `compressible_layers` lists them in forward order.
-"""
+"""The MNIST networks of Deep Compression (ICLR 2016, Table 1), built from masked layers."""
 
 from __future__ import annotations
 
@@ -10,17 +7,25 @@ import jax.numpy as jnp
 from flax import nnx
 
 from eie_jax.layers import MaskedConv, MaskedLinear
+from eie_jax.models import EIELayer, register
 
 
 def _max_pool_2x2(x):
     return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
 
 
+@register("lenet_300_100")
 class LeNet300100(nnx.Module):
     """LeNet-300-100: 784-300-100-10 fully connected with ReLU; 266,610 parameters.
 
     Input (B, 28, 28, 1) (or anything with 784 values per example), output (B, 10) logits.
     """
+
+    EIE_LAYERS = (
+        EIELayer("fc1", relu=True),
+        EIELayer("fc2", relu=True),
+        EIELayer("fc3", relu=False),
+    )
 
     def __init__(self, *, rngs: nnx.Rngs):
         self.fc1 = MaskedLinear(784, 300, rngs=rngs)
@@ -37,6 +42,7 @@ class LeNet300100(nnx.Module):
         return self.fc3(x)
 
 
+@register("lenet5")
 class LeNet5(nnx.Module):
     """LeNet-5 as in Caffe's examples/mnist (the one Deep Compression prunes); 431,080 params.
 
@@ -44,6 +50,8 @@ class LeNet5(nnx.Module):
     -> ReLU -> fc 10. Caffe has no nonlinearity after the convolutions; we follow it.
     Input (B, 28, 28, 1) NHWC, output (B, 10) logits. The flatten is NHWC order.
     """
+
+    EIE_LAYERS = (EIELayer("fc1", relu=True), EIELayer("fc2", relu=False))
 
     def __init__(self, *, rngs: nnx.Rngs):
         self.conv1 = MaskedConv(1, 20, 5, rngs=rngs)
@@ -60,13 +68,3 @@ class LeNet5(nnx.Module):
     def __call__(self, x):
         x = jax.nn.relu(self.fc1(self.fc_input(x)))
         return self.fc2(x)
-
-
-MODELS = {"lenet_300_100": LeNet300100, "lenet5": LeNet5}
-
-
-def get_model(name: str, *, rngs: nnx.Rngs) -> nnx.Module:
-    """Builds a model by its config name ('lenet_300_100' or 'lenet5')."""
-    if name not in MODELS:
-        raise ValueError(f"model: {name!r}; allowed: {', '.join(sorted(MODELS))}")
-    return MODELS[name](rngs=rngs)
