@@ -18,21 +18,17 @@ def get_config(arg=None):
     config = lenet_300_100.get_config(arg)
     config.model = "lenet5"
     config.train.update(epochs=6)
-    config.prune.update(epochs_per_round=11)
-    config.prune.rule = dict(
-        rule="sparsity",
-        sparsity=0.9,
-        layers=dict(
-            conv1=dict(sparsity=0.34),
-            conv2=dict(sparsity=0.88),
-            fc1=dict(sparsity=0.93),
-            fc2=dict(sparsity=0.81),
-        ),
+    config.prune.update(epochs=11, sparsity=0.9)
+    config.prune.layers = dict(
+        conv1=dict(sparsity=0.34),
+        conv2=dict(sparsity=0.88),
+        fc1=dict(sparsity=0.93),
+        fc2=dict(sparsity=0.81),
     )
     config.share.layer_bits = dict(conv1=8, conv2=8)  # fc layers: share.bits = 4 (EIE)
     config.share.finetune_epochs = 2
     if arg == "smoke":
         config.train.update(epochs=1)
-        config.prune.update(epochs_per_round=1)
+        config.prune.update(epochs=1)
         config.share.update(finetune_epochs=1)
     return config

@@ -3,15 +3,17 @@
     python -m experiments.compress --config=configs/lenet_300_100.py --workdir=runs/lenet_300_100
     python -m experiments.compress --config=configs/lenet_300_100.py:smoke --workdir=/tmp/smoke
 
-Any field can be overridden, e.g. --config.prune.layers.fc1.sparsity=0.95.
-Recipe (Han et al. NIPS 2015 / ICLR 2016, adapted): dense training; iterative magnitude
-pruning with retraining at a lower learning rate; per-layer k-means weight sharing with
+Any field can be overridden, e.g. --config.prune.layers.fc1.sparsity=0.95 or
+--config.prune.structure=balanced --config.prune.num_pes=16.
+Recipe (Han et al. NIPS 2015 / ICLR 2016, adapted to Fashion-MNIST): dense training;
+gradual (cubic) magnitude pruning over 100 retraining epochs at the original learning rate
+with distillation from the dense network; per-layer 4-bit k-means weight sharing with
 linear initialisation and centroid fine-tuning; Huffman coding of codes and indices.
 """
 
 import ml_collections
 
-from eie_jax import hw_loss
+from eie_jax import hw_loss, prune
 
 
 def get_config(arg=None):
@@ -33,25 +35,21 @@ def get_config(arg=None):
     # Deep Compression keeps 8 % / 9 % / 26 % of fc1 / fc2 / fc3 on MNIST (Table 1).
     # Fashion-MNIST is harder: Zhu & Gupta's gradual (cubic) schedule over 100 retraining
     # epochs at the original rate, with distillation (below), loses least (README, Tuning).
-    config.prune = dict(
-        method="magnitude",  # 'magnitude' masks or learned 'scores'
+    # A pruning method is score x structure x distribution x schedule (eie_jax/prune);
+    # prune.defaults() holds every setting of every registered entry, so each can be
+    # overridden here or on the command line.
+    config.prune = prune.defaults(
+        score="magnitude",  # 'magnitude' | 'random' | 'learned' (trainable scores)
+        structure="unstructured",  # 'unstructured' | 'std' | 'balanced' | 'n_m' | 'none'
+        distribution="per_layer",  # 'per_layer' | 'global' (target_density overall)
         schedule="gradual",  # 'one_shot' | 'iterative' | 'gradual'
-        # Retraining lasts rounds * epochs_per_round epochs. iterative: round r prunes to
-        # r/rounds of each target, then retrains; gradual and scores use one long schedule.
-        rounds=1,
-        epochs_per_round=100,
+        epochs=100,  # retraining epochs of the whole stage
         learning_rate=1e-3,
-        rule=dict(
-            rule="sparsity",
-            sparsity=0.92,
-            layers=dict(fc1=dict(sparsity=0.925), fc2=dict(sparsity=0.91), fc3=dict(sparsity=0.74)),
-        ),
-        penalty=0.0,  # 'scores' only: weight of the density penalty
-        # > 0: scale every layer's kept fraction by one factor so that the whole model keeps
-        # this fraction of its weights (the per-layer ratios above are kept). 0: off.
-        target_density=0.0,
+        sparsity=0.92,  # every layer, unless layers.<name>.sparsity says otherwise
+        layers=dict(fc1=dict(sparsity=0.925), fc2=dict(sparsity=0.91), fc3=dict(sparsity=0.74)),
     )
     config.share = dict(
+        method="kmeans",  # 'kmeans' (Deep Compression) | 'linear' (int grid, frozen)
         bits=4,  # every layer: EIE's 4-bit codebook (16 entries, entry 0 = zero)
         layer_bits=dict(),  # per-layer overrides, e.g. dict(fc3=5)
         init="linear",  # 'linear' | 'density' | 'random' | 'kmeans++'
@@ -61,7 +59,7 @@ def get_config(arg=None):
     # Knowledge distillation from the dense network while pruning and fine-tuning
     # (Hinton et al. 2015): loss = (1 - weight) * CE + weight * T^2 * KL. weight 0: off.
     config.distill = dict(weight=0.7, temperature=4.0)
-    # EIE's expected cycles as a loss term (eie_jax/hw_loss.py); needs prune.method='scores'
+    # EIE's expected cycles as a loss term (eie_jax/hw_loss.py); needs prune.score='learned'
     # (learned masks). weight 0: off, nothing traced.
     config.hw_loss = dict(hw_loss.DEFAULTS)
     # Deep Compression's bit accounting: relative indices of index_bits with filler zeros.
@@ -78,7 +76,7 @@ def get_config(arg=None):
     if arg == "smoke":
         config.validation_size = 200
         config.train.update(epochs=1, batch_size=64)
-        config.prune.update(epochs_per_round=2)
+        config.prune.update(epochs=2)
         config.share.update(finetune_epochs=1)
         config.eie.update(batch_size=256, calibration_size=200)
     elif arg:

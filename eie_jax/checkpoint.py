@@ -1,53 +1,95 @@
-"""Stage checkpoints of a compression run: every masked layer's arrays in one .npz file.
+"""Stage checkpoints of a compression run, the Flax NNX way: `nnx.state` saved by orbax.
 
-A layer is saved in its phase: kernel, mask and bias while dense or pruned; codebook,
-codes and bias once shared. Files are written to a temporary name and renamed, so an
-interrupted run never leaves a half-written checkpoint behind; a rerun resumes after the
-last stage whose file exists.
+A checkpoint is a directory: `state/` (orbax's StandardCheckpointer over the model's
+`nnx.state`: kernels, masks, biases, codebooks, codes) and `meta.json` (the stage's result
+and each layer's phase, so that a fresh model can be brought to the same structure before
+the state is restored into it). Everything is written under a temporary name and renamed,
+so an interrupted run never leaves a half-written checkpoint behind; a rerun resumes after
+the last stage whose directory exists. A damaged checkpoint is a UserError that names the
+directory and says that deleting it recomputes that stage.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 
-import jax.numpy as jnp
+import jax
 import numpy as np
+import orbax.checkpoint as ocp
+from flax import nnx
 
-from eie_jax.layers import compressible_layers
+from eie_jax.errors import UserError
+from eie_jax.layers import FrozenCodebook, compressible_layers
 
-_META = "__meta__"
+
+class _QuietOrbax(logging.Filter):
+    """Drops orbax's INFO chatter from the run's log (warnings and errors still show)."""
+
+    def filter(self, record):
+        return record.levelno >= logging.WARNING or "orbax" not in record.pathname
+
+
+logging.getLogger("absl").addFilter(_QuietOrbax())
+
+_META = "meta.json"
+_STATE = "state"
+
+
+def _layout(model) -> dict:
+    """Each layer's phase and codebook (size, trainable), enough to rebuild its structure."""
+    out = {}
+    for name, layer in compressible_layers(model):
+        entry = {"phase": layer.phase}
+        if layer.phase == "shared":
+            entry["codebook_size"] = int(layer.codebook.shape[0])
+            entry["trainable"] = not isinstance(layer.codebook, FrozenCodebook)
+        out[name] = entry
+    return out
 
 
 def save(path: str, model, meta: dict | None = None) -> str:
-    arrays = {}
-    for name, layer in compressible_layers(model):
-        arrays[f"{name}/bias"] = np.asarray(layer.bias[...])
-        arrays[f"{name}/mask"] = np.asarray(layer.mask[...])
-        if layer.phase == "shared":
-            arrays[f"{name}/codebook"] = np.asarray(layer.codebook[...])
-            arrays[f"{name}/codes"] = np.asarray(layer.codes[...])
-        else:
-            arrays[f"{name}/kernel"] = np.asarray(layer.kernel[...])
-    arrays[_META] = np.array(json.dumps(meta or {}))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
+    """Saves `nnx.state(model)` and `meta` (JSON) as the checkpoint directory `path`."""
+    path = os.path.abspath(path)
+    tmp = path + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(os.path.join(tmp, _STATE), nnx.state(model))
+    with open(os.path.join(tmp, _META), "w") as f:
+        json.dump({"layout": _layout(model), "meta": meta or {}}, f, indent=1)
+    shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
     return path
 
 
 def restore(path: str, model) -> dict:
-    """Loads a checkpoint written by `save` into a freshly built model; returns its meta."""
-    with np.load(path) as f:
-        arrays = {key: f[key] for key in f.files}
-    for name, layer in compressible_layers(model):
-        if f"{name}/bias" not in arrays:
-            raise ValueError(f"{path}: no arrays for layer {name!r}; was it saved from this model?")
-        if f"{name}/codebook" in arrays:
-            layer.share(arrays[f"{name}/codebook"], arrays[f"{name}/codes"])
-        else:
-            layer.kernel[...] = jnp.asarray(arrays[f"{name}/kernel"])
-            layer.set_mask(arrays[f"{name}/mask"])
-        layer.bias[...] = jnp.asarray(arrays[f"{name}/bias"])
-    return json.loads(str(arrays[_META]))
+    """Restores a checkpoint written by `save` into a freshly built model; returns its meta."""
+    path = os.path.abspath(path)
+    damaged = (
+        f"checkpoint {path} is damaged or from another model; delete it to recompute that stage"
+    )
+    try:
+        with open(os.path.join(path, _META)) as f:
+            saved = json.load(f)
+        layout = saved["layout"]
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"{damaged} ({type(e).__name__}: {e})") from None
+    layers = dict(compressible_layers(model))
+    if set(layout) != set(layers):
+        raise UserError(f"{damaged} (layers {sorted(layout)}, model has {sorted(layers)})")
+    for name, entry in layout.items():
+        if entry["phase"] == "shared" and layers[name].phase != "shared":
+            codebook = np.zeros(entry["codebook_size"], np.float32)
+            codes = np.zeros(layers[name].kernel_shape, np.int32)
+            layers[name].share(codebook, codes, trainable=entry["trainable"])
+    abstract = jax.eval_shape(lambda: nnx.state(model))
+    try:
+        with ocp.StandardCheckpointer() as checkpointer:
+            state = checkpointer.restore(os.path.join(path, _STATE), abstract)
+    except Exception as e:  # orbax raises many types for a truncated or foreign checkpoint
+        raise UserError(f"{damaged} ({type(e).__name__})") from None
+    nnx.update(model, state)
+    return saved["meta"]

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from eie_jax.errors import UserError
+
 # IDX dtype code -> element type (big-endian on disk).
 IDX_DTYPES = {
     0x08: np.dtype(np.uint8),
@@ -62,24 +64,24 @@ def read_idx(path) -> np.ndarray:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as e:
-            raise ValueError(f"{path}: corrupt gzip data ({e})") from e
+            raise UserError(f"{path}: corrupt gzip data ({e})") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(
+        raise UserError(
             f"{path}: not an IDX file (magic {raw[:4].hex() or 'empty'}; expected "
             "00 00 <dtype> <ndim>)"
         )
     code, ndim = raw[2], raw[3]
     if code not in IDX_DTYPES:
         allowed = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
-        raise ValueError(f"{path}: unknown IDX dtype code 0x{code:02X}; allowed: {allowed}")
+        raise UserError(f"{path}: unknown IDX dtype code 0x{code:02X}; allowed: {allowed}")
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes, need {header})")
+        raise UserError(f"{path}: truncated IDX header ({len(raw)} bytes, need {header})")
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     dtype = IDX_DTYPES[code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise ValueError(
+        raise UserError(
             f"{path}: IDX data is {len(raw) - header} bytes, shape {shape} of "
             f"{dtype.name} needs {expected}"
         )
@@ -145,15 +147,15 @@ def load_dataset(name: str, data_dir=None, *, validation_size: int, seed: int) -
         raise ValueError(f"dataset name={name!r}: allowed: {sorted(DATASETS)}")
     directory = data_dir or DATASETS[name]
     if directory is None:
-        raise ValueError(f"data_dir: required for dataset {name!r}; {_HOW_TO_GET[name]}")
+        raise UserError(f"data_dir: required for dataset {name!r}; {_HOW_TO_GET[name]}")
     arrays = {key: read_idx(_find(directory, base, name)) for key, base in FILES.items()}
     train_x, train_y = _images(arrays["train_images"]), _labels(arrays["train_labels"])
     test_x, test_y = _images(arrays["test_images"]), _labels(arrays["test_labels"])
     for split, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
         if len(x) != len(y):
-            raise ValueError(f"{directory}: {split} has {len(x)} images but {len(y)} labels")
+            raise UserError(f"{directory}: {split} has {len(x)} images but {len(y)} labels")
         if y.size and (y.min() < 0 or y.max() >= NUM_CLASSES):
-            raise ValueError(f"{directory}: {split} labels must be in [0, {NUM_CLASSES})")
+            raise UserError(f"{directory}: {split} labels must be in [0, {NUM_CLASSES})")
     n = len(train_y)
     if isinstance(validation_size, bool) or not isinstance(validation_size, int | np.integer):
         raise ValueError(f"validation_size={validation_size!r}: must be an int")
@@ -200,7 +202,7 @@ def _find(directory, base: str, name: str) -> str:
     for path in tried:
         if os.path.isfile(path):
             return path
-    raise FileNotFoundError(
+    raise UserError(
         f"dataset {name!r}: missing {tried[0]} (also tried {tried[1]}); {_HOW_TO_GET[name]}"
     )
 

@@ -27,3 +27,36 @@ def run_main(main: Callable) -> Callable:
             sys.exit(2)
 
     return wrapped
+
+
+CONFIG_HELP = (
+    "A config file (configs/*.py); append ':smoke' (e.g. configs/lenet_300_100.py:smoke) for "
+    "a run of seconds. Override any field with --config.<field>=<value>, e.g. "
+    "--config.prune.layers.fc1.sparsity=0.95 --config.eie.num_pes=16; the fields and what "
+    "they mean are in the config file's comments."
+)
+
+
+def flags_parser(argv):
+    """absl's flag parsing, with a bad `--config.<field>=<value>` as one line and exit 2.
+
+    ml_collections reports an override of a field that does not exist as a bare
+    AttributeError / KeyError deep in its parser; this names the argument instead.
+    Pass as `app.run(run_main(main), flags_parser=flags_parser)`.
+    """
+    from absl import flags
+
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {e}", file=sys.stderr)
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        key = str(e).strip("'\"")
+        bad = [a for a in argv[1:] if a.startswith("--config.") and key.split(".")[-1] in a]
+        what = bad[0].split("=")[0] if bad else f"a --config override ({e})"
+        print(
+            f"error: {what}: no such config field ({key!r}); see the config file", file=sys.stderr
+        )
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)

@@ -13,7 +13,7 @@ over a model's fully connected layers, the ones EIE runs, so that training with
 learns masks that are balanced across PEs and cheap for the inputs the network sees:
 
 - keep_prob: each layer's learned-mask keep probability (`MaskedLayer.keep_prob`, the
-  scores phase of prune.method='scores'), in EIE's (M outputs, K inputs) orientation;
+  scores phase of prune.score='learned'), in EIE's (M outputs, K inputs) orientation;
 - act_prob: the fraction of the batch in which each input of the layer is nonzero,
   measured on the batch's own forward pass. The hard fraction is what EIE's leading
   nonzero detector skips on, so it is the forward value; its gradient is either zero
@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from eie_jax import eie, models
+from eie_jax.errors import UserError
 from eie_jax.layers import MaskedLinear, to_hardware
 
 DEFAULTS = dict(
@@ -69,7 +70,7 @@ class HWLoss:
 
         def need(key, ok, allowed):
             if not ok(s[key]):
-                raise ValueError(f"config.hw_loss.{key}={s[key]!r}: allowed: {allowed}")
+                raise UserError(f"config.hw_loss.{key}={s[key]!r}: allowed: {allowed}")
 
         number = lambda v: isinstance(v, int | float) and not isinstance(v, bool)
         need("weight", lambda v: number(v) and v >= 0, "a number >= 0 (0: off)")
@@ -80,11 +81,11 @@ class HWLoss:
         try:
             cfg = eie.EIEConfig.from_dict(fields)
         except ValueError as e:
-            raise ValueError(f"config.hw_loss: {e}") from None
-        if s["weight"] > 0 and config.prune.method != "scores":
-            raise ValueError(
-                f"config.hw_loss.weight={s['weight']!r}: needs prune.method='scores' (learned "
-                f"masks give the differentiable keep probabilities), not {config.prune.method!r}"
+            raise UserError(f"config.hw_loss: {e}") from None
+        if s["weight"] > 0 and config.prune.score != "learned":
+            raise UserError(
+                f"config.hw_loss.weight={s['weight']!r}: needs prune.score='learned' (learned "
+                f"masks give the differentiable keep probabilities), not {config.prune.score!r}"
             )
         if s["weight"] == 0:
             return None
@@ -105,7 +106,7 @@ def settings(config) -> dict:
     given = dict(config.get("hw_loss", None) or {})
     unknown = sorted(set(given) - set(DEFAULTS))
     if unknown:
-        raise ValueError(f"config.hw_loss: unknown field(s) {unknown}; allowed: {sorted(DEFAULTS)}")
+        raise UserError(f"config.hw_loss.{unknown[0]}: no such field; allowed: {sorted(DEFAULTS)}")
     return {**DEFAULTS, **given}
 
 

@@ -2,17 +2,19 @@
 
     python -m experiments.compress --config=configs/lenet_300_100.py --workdir=runs/lenet_300_100
 
-Writes WORKDIR/report.json, WORKDIR/report.md and WORKDIR/checkpoints/*.npz; rerunning
+Writes WORKDIR/report.json, WORKDIR/report.md and WORKDIR/checkpoints/<stage>/; rerunning
 the same command resumes after the last finished stage.
 """
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from eie_jax import pipeline
+from eie_jax import errors, pipeline
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Run config.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where reports and checkpoints go.")
+_CONFIG = config_flags.DEFINE_config_file("config", None, errors.CONFIG_HELP, lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Where report.json, report.md and the stage checkpoints go (resumable)."
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -23,4 +25,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(errors.run_main(main), flags_parser=errors.flags_parser)

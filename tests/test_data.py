@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from eie_jax import data
+from eie_jax.errors import UserError
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
@@ -112,12 +113,12 @@ def test_fashion_mnist_data_dir_overrides_default(tmp_path):
 
 
 def test_missing_files_say_where_and_how(tmp_path):
-    with pytest.raises(FileNotFoundError) as err:
+    with pytest.raises(UserError) as err:
         data.load_dataset("fashion_mnist", tmp_path, validation_size=1, seed=0)
     msg = str(err.value)
     assert os.path.join(str(tmp_path), "train-images-idx3-ubyte") in msg
     assert "sudo apt-get install dataset-fashion-mnist" in msg
-    with pytest.raises(FileNotFoundError, match="put the MNIST IDX files in data_dir"):
+    with pytest.raises(UserError, match="put the MNIST IDX files in data_dir"):
         data.load_dataset("mnist", tmp_path, validation_size=1, seed=0)
     with pytest.raises(ValueError, match="data_dir"):
         data.load_dataset("mnist", None, validation_size=1, seed=0)

@@ -153,29 +153,34 @@ def test_activation_prob_forward_is_the_hard_fraction():
 
 def test_config_defaults_switch_the_term_off():
     config = lenet_300_100.get_config("smoke")
-    assert hw_loss.HWLoss.from_config(config) is None  # no hw_loss field: off
+    assert hw_loss.HWLoss.from_config(config) is None  # the shipped default: weight 0, off
+    del config["hw_loss"]
+    assert "hw_loss" not in config and hw_loss.HWLoss.from_config(config) is None
     config.hw_loss = dict(weight=0.0)
     assert hw_loss.HWLoss.from_config(config) is None
-    config.prune.method = "scores"
+    config.prune.score = "learned"
     config.hw_loss = dict(weight=0.5, num_pes=16, temperature=1.0)
     spec = hw_loss.HWLoss.from_config(config)
     assert spec.weight == 0.5 and spec.eie.num_pes == 16 and spec.eie.fifo_depth == 8
-    hash(spec)  # a static jit argument
+    # A static jit argument: equal settings hash equal (no recompile), others differ.
+    assert hash(spec) == hash(hw_loss.HWLoss.from_config(config))
+    config.hw_loss.temperature = 2.0
+    assert spec != hw_loss.HWLoss.from_config(config)
 
 
 @pytest.mark.parametrize(
     "fields, method, match",
     [
-        (dict(weight=-1.0), "scores", "hw_loss.weight=-1.0"),
+        (dict(weight=-1.0), "learned", "hw_loss.weight=-1.0"),
         (dict(weight=1.0), "magnitude", "hw_loss.weight=1.0"),
-        (dict(weight=1.0, keep_temperature=0.0), "scores", "hw_loss.keep_temperature=0.0"),
-        (dict(weight=1.0, num_pes=0), "scores", "config.hw_loss.*num_pes=0"),
-        (dict(weight=1.0, pes=4), "scores", "pes"),
+        (dict(weight=1.0, keep_temperature=0.0), "learned", "hw_loss.keep_temperature=0.0"),
+        (dict(weight=1.0, num_pes=0), "learned", "config.hw_loss.*num_pes=0"),
+        (dict(weight=1.0, pes=4), "learned", "hw_loss.pes: no such field"),
     ],
 )
 def test_bad_hw_loss_config_names_field(fields, method, match):
     config = lenet_300_100.get_config("smoke")
-    config.prune.method = method
+    config.prune.score = method
     config.hw_loss = fields
     with pytest.raises(ValueError, match=match):
         hw_loss.HWLoss.from_config(config)

@@ -21,7 +21,7 @@ def _abstract(name):
 @pytest.mark.parametrize(
     "name, params, order",
     [
-        # Deep Compression Table 1 / FACTS.md: LeNet-300-100 has 266,610 parameters.
+        # Deep Compression (ICLR 2016) Table 1: LeNet-300-100 has 266,610 parameters.
         ("lenet_300_100", 266_610, ["fc1", "fc2", "fc3"]),
         # Caffe LeNet-5: 520 + 25,050 + 400,500 + 5,010.
         ("lenet5", 431_080, ["conv1", "conv2", "fc1", "fc2"]),
@@ -92,3 +92,44 @@ def test_max_pool_takes_the_max_of_each_2x2_window():
     x = np.random.default_rng(0).normal(size=(2, 6, 4, 3)).astype(np.float32)
     expected = np.asarray(x).reshape(2, 3, 2, 2, 2, 3).max(axis=(2, 4))
     np.testing.assert_array_equal(models.lenet._max_pool_2x2(x), expected)
+
+
+class _TenLayers(nnx.Module):
+    """fc1 ... fc10 of width 4, declared in forward order, ReLU between all but the last:
+    alphabetical order (fc1, fc10, fc2, ...) would run them wrongly."""
+
+    EIE_LAYERS = tuple(models.EIELayer(f"fc{i}", relu=i < 10) for i in range(1, 11))
+
+    def __init__(self, *, rngs):
+        for i in range(1, 11):
+            setattr(self, f"fc{i}", layers.MaskedLinear(4 + (i == 1), 4, rngs=rngs))
+
+    def fc_input(self, x):
+        return x
+
+    def __call__(self, x):
+        for i in range(1, 11):
+            x = getattr(self, f"fc{i}")(x)
+            x = jax.nn.relu(x) if i < 10 else x
+        return x
+
+
+def test_eie_layers_run_in_declared_forward_order():
+    from eie_jax import hardware, pipeline, share
+
+    model = _TenLayers(rngs=nnx.Rngs(0))
+    assert [name for name, _, _ in models.eie_layers(model)] == [f"fc{i}" for i in range(1, 11)]
+    for _, layer, _ in models.eie_layers(model):  # 8-bit codebooks: near-float weights
+        codebook, codes, _ = share.QUANTIZERS["kmeans"](
+            layer.kernel[...], layer.mask[...], 8, init="linear", key=None
+        )
+        layer.share(codebook, codes)
+    stack = pipeline.fc_stack(model)
+    assert [(s.name, s.relu) for s in stack] == [(f"fc{i}", i < 10) for i in range(1, 11)]
+    x = np.asarray(jax.random.normal(jax.random.key(1), (8, 5)))
+    np.testing.assert_allclose(
+        hardware.float_forward(stack, x)[-1],
+        np.asarray(model(jnp.asarray(x))),
+        rtol=1e-5,
+        atol=1e-6,
+    )

@@ -7,6 +7,7 @@ import pytest
 from flax import nnx
 
 from eie_jax import prune
+from eie_jax.errors import UserError
 from eie_jax.layers import MaskedLinear
 
 
@@ -204,17 +205,39 @@ def test_gradual_includes_end_step_off_the_grid():
     )
 
 
-def test_one_shot_and_iterative_schedules():
-    once = prune.one_shot(0.9, at_step=5)
-    assert [float(once.sparsity(t)) for t in (0, 4, 5, 99)] == pytest.approx([0, 0, 0.9, 0.9])
-    assert [bool(once.is_pruning_step(t)) for t in (4, 5, 6)] == [False, True, False]
+def _drive(schedule, epochs=6, steps_per_epoch=10, **settings):
+    """Runs a registered schedule driver on a fake model; returns its (scale, step) calls."""
+    calls, trained = [], []
+    step = [0]
 
-    rounds = prune.iterative([0.5, 0.8, 0.9], steps_per_round=10, begin_step=2)
-    steps = jnp.arange(0, 60)
-    s = np.asarray(jax.jit(jax.vmap(rounds.sparsity))(steps))
-    when = np.flatnonzero(np.asarray(jax.jit(jax.vmap(rounds.is_pruning_step))(steps)))
-    np.testing.assert_array_equal(when, [2, 12, 22])
-    np.testing.assert_allclose(s[[0, 2, 11, 12, 22, 59]], [0, 0.5, 0.5, 0.8, 0.9, 0.9])
+    def prune_to(scale):
+        calls.append((round(scale, 6), step[0]))
+        return {}
+
+    def train(n, stage, on_step=None, penalty=0.0):
+        trained.append((n, stage))
+        for _ in range(n * steps_per_epoch):
+            if on_step is not None:
+                on_step(step[0])
+            step[0] += 1
+
+    ctx = prune.Context(prune=prune_to, train=train, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    entry = prune.get("schedule", schedule)
+    entry.fn(ctx, **{**prune.entry_settings(entry, prune.defaults()), **settings})
+    return calls, trained
+
+
+def test_schedule_drivers():
+    calls, trained = _drive("one_shot")
+    assert calls == [(1.0, 0)] and trained == [(6, "prune/round 1")]
+    calls, trained = _drive("iterative", rounds=3)
+    assert [c[0] for c in calls] == pytest.approx([1 / 3, 2 / 3, 1.0], abs=1e-6)
+    assert [n for n, _ in trained] == [2, 2, 2]
+    calls, trained = _drive("gradual", end_fraction=0.5, prunes_per_epoch=2)
+    steps = [t for _, t in calls]
+    # 60 steps; the cubic ramp ends at step 30; masks every 5 steps until then.
+    assert steps == [0, 5, 10, 15, 20, 25, 30] and calls[-1][0] == 1.0
+    assert trained == [(6, "prune/gradual")]
 
 
 @pytest.mark.parametrize(
@@ -223,9 +246,6 @@ def test_one_shot_and_iterative_schedules():
         (lambda: prune.gradual(0.0, 1.5, 0, 10, 1), "final_sparsity"),
         (lambda: prune.gradual(0.0, 0.5, 10, 10, 1), "end_step"),
         (lambda: prune.gradual(0.0, 0.5, 0, 10, 0), "frequency"),
-        (lambda: prune.iterative([0.8, 0.5], 10), "targets"),
-        (lambda: prune.iterative([0.5], 0), "steps_per_round"),
-        (lambda: prune.one_shot(-0.1), "target"),
         (lambda: prune.sparsity_mask(np.ones(4), 1.2), "sparsity"),
         (lambda: prune.std_threshold_mask(np.ones(4), -1.0), "quality"),
         (lambda: prune.balanced_mask(np.ones((4, 4)), 0.5, 0), "num_pes"),
@@ -259,47 +279,102 @@ def _net(net_state):
 
 def test_prune_model_per_layer_settings_and_only_removes(net_state):
     net = _net(net_state)
-    config = dict(rule="sparsity", sparsity=0.9, layers=dict(fc2=dict(sparsity=0.5)))
+    config = dict(structure="unstructured", sparsity=0.9, layers=dict(fc2=dict(sparsity=0.5)))
     kept = prune.prune_model(net, config)
     assert kept == pytest.approx(dict(fc1=0.1, fc2=0.5), abs=1e-3)
     assert np.all(np.asarray(net.fc1.kernel[...])[np.asarray(net.fc1.mask[...]) == 0] == 0.0)
     before = {name: np.asarray(getattr(net, name).mask[...]) for name in ("fc1", "fc2")}
     # A std round afterwards can only remove more.
-    kept = prune.prune_model(net, dict(rule="std", quality=0.5))
+    kept = prune.prune_model(net, dict(structure="std", quality=0.5))
     for name in ("fc1", "fc2"):
         after = np.asarray(getattr(net, name).mask[...])
         assert np.all(after <= before[name]) and kept[name] <= before[name].mean()
     # scale: half the way to the target.
     fresh = _net(net_state)
-    assert prune.prune_model(fresh, dict(rule="sparsity", sparsity=0.8), scale=0.5)["fc1"] == (
+    assert prune.prune_model(fresh, dict(sparsity=0.8), scale=0.5)["fc1"] == (
         pytest.approx(0.6, abs=1e-3)
     )
 
 
 def test_prune_model_hardware_rules_act_on_w_equals_kernel_transposed(net_state):
     net = _net(net_state)
-    prune.prune_model(net, dict(rule="balanced", sparsity=0.75, num_pes=8, block_cols=10))
+    prune.prune_model(net, dict(structure="balanced", sparsity=0.75, num_pes=8, block_cols=10))
     counts = _per_pe_block_counts(np.asarray(net.fc1.hardware_mask()), 8, 10)
     assert np.all(counts == 10)  # 0.25 * 32 rows * 10 cols / 8 PEs
     net = _net(net_state)
-    prune.prune_model(net, dict(rule="n_m", layers=dict(fc2=dict(rule="none"))))
+    prune.prune_model(net, dict(structure="n_m", layers=dict(fc2=dict(structure="none"))))
     hw = np.asarray(net.fc1.hardware_mask())  # (32 outputs, 40 inputs)
     assert np.all(hw.reshape(32, 10, 4).sum(-1) == 2)
     assert np.all(np.asarray(net.fc2.mask[...]) == 1)
 
 
+def test_random_score_follows_the_seed(net_state):
+    masks = {}
+    for seed in (0, 0, 1):
+        net = _net(net_state)
+        prune.prune_model(net, dict(score="random", sparsity=0.5), seed=seed)
+        masks.setdefault(seed, []).append(np.asarray(net.fc1.mask[...]))
+    np.testing.assert_array_equal(masks[0][0], masks[0][1])
+    assert not np.array_equal(masks[0][0], masks[1][0])
+    assert masks[1][0].mean() == pytest.approx(0.5, abs=1e-3)
+    # Not the magnitude ranking: some kept weights are smaller than some dropped ones.
+    w = np.abs(np.asarray(_net(net_state).fc1.kernel[...]))
+    assert w[masks[0][0] > 0].min() < w[masks[0][0] == 0].max()
+
+
+def test_global_distribution_keeps_ratios_at_the_target_density(net_state):
+    net = _net(net_state)
+    config = prune.validate(
+        dict(distribution="global", target_density=0.2, sparsity=0.9,
+             layers=dict(fc2=dict(sparsity=0.8))),
+        ["fc1", "fc2"],
+    )  # fmt: skip
+    targets = prune.layer_targets(config, net)
+    keep = {k: 1 - v for k, v in targets.items()}
+    overall = (keep["fc1"] * 40 * 32 + keep["fc2"] * 32 * 16) / (40 * 32 + 32 * 16)
+    assert overall == pytest.approx(0.2, rel=1e-6)
+    assert keep["fc2"] / keep["fc1"] == pytest.approx(2.0, rel=1e-6)
+
+
+def test_a_new_structure_is_one_registered_function(net_state):
+    """What README's "Adding a pruning rule" says: one decorated function, and its setting
+    is a config field with a default."""
+
+    @prune.register(
+        "structure", "test_keep_first_rows", layout="hardware", target=None,
+        settings={"test_rows": prune.registry.positive_int(3, per_layer=True)},
+    )  # fmt: skip
+    def keep_first_rows(w_hw, target, mask, *, test_rows):
+        return jnp.asarray(mask) * (jnp.arange(w_hw.shape[0]) < test_rows)[:, None]
+
+    try:
+        assert prune.defaults()["test_rows"] == 3
+        net = _net(net_state)
+        prune.prune_model(
+            net, dict(structure="test_keep_first_rows", layers=dict(fc2=dict(test_rows=5)))
+        )
+        assert np.asarray(net.fc1.hardware_mask()).sum(1).nonzero()[0].tolist() == [0, 1, 2]
+        assert np.asarray(net.fc2.hardware_mask()).sum(1).nonzero()[0].tolist() == [0, 1, 2, 3, 4]
+    finally:
+        del prune.REGISTRY["structure"]["test_keep_first_rows"]
+
+
 @pytest.mark.parametrize(
     "config, match",
     [
-        (dict(rule="magnitude", sparsity=0.5), "rule"),
-        (dict(rule="std"), "quality"),
-        (dict(rule="balanced", sparsity=0.5), "num_pes"),
-        (dict(rule="std", quality=1.0, layers=dict(fc9=dict(quality=1.0))), "fc9"),
-        (dict(rule="std", qualty=1.0), "qualty"),
+        (dict(structure="magnitude", sparsity=0.5), r"prune.structure='magnitude': allowed"),
+        (dict(sparsity=1.5), r"prune.sparsity=1.5: allowed: a number in \[0, 1\]"),
+        (dict(layers=dict(fc1=dict(sparsity=-0.1))), r"prune.layers.fc1.sparsity=-0.1"),
+        (dict(layers=dict(fc1=dict(sparsity=float("nan")))), r"prune.layers.fc1.sparsity=nan"),
+        (dict(structure="std", quality=-1.0), r"prune.quality=-1.0"),
+        (dict(structure="balanced", num_pes=0), r"prune.num_pes=0"),
+        (dict(layers=dict(fc9=dict(quality=1.0))), "prune.layers.fc9: no such layer"),
+        (dict(qualty=1.0), "prune.qualty: no such field"),
+        (dict(layers=dict(fc1=dict(rounds=2))), "prune.layers.fc1.rounds: not a per-layer"),
     ],
 )
 def test_prune_model_validates_config(net_state, config, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(UserError, match=match):
         prune.prune_model(_net(net_state), config)
 
 
@@ -307,4 +382,4 @@ def test_prune_model_refuses_shared_layers(net_state):
     net = _net(net_state)
     net.fc1.share(np.array([0.0, 1.0], np.float32), np.ones(net.fc1.kernel_shape, int))
     with pytest.raises(ValueError, match="shared"):
-        prune.prune_model(net, dict(rule="std", quality=1.0))
+        prune.prune_model(net, dict(structure="std", quality=1.0))
