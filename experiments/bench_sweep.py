@@ -83,7 +83,7 @@ def per_point_simulate(everything, stride):
         cfg = sweep.eie_config_of(point)
         if point.layer not in layers:
             layers[point.layer] = benchmarks.synthetic_layer(
-                benchmarks.get_spec(point.layer), point.seed, cfg
+                sweep.layer_spec_of(point), point.seed, cfg
             )
         codes, codebook, x = layers[point.layer]
         key = (point.layer, cfg.num_pes, cfg.index_bits)
