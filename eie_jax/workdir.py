@@ -202,14 +202,16 @@ def apply_overrides(
 
 
 def _write(node: ml_collections.ConfigDict, overrides: Mapping[str, Any], where: str):
-    for field, value in dict(overrides).items():
+    items = overrides.items()  # a Mapping or a ConfigDict
+    for field, value in list(items):
         lookup(node, str(field), where)
         *parents, leaf = str(field).split(".")
         parent = node
         for part in parents:
             parent = parent[part]
         name = f"{where}.{field}"
-        if isinstance(parent[leaf], ml_collections.ConfigDict) and isinstance(value, Mapping):
+        nested = isinstance(value, Mapping | ml_collections.ConfigDict)
+        if isinstance(parent[leaf], ml_collections.ConfigDict) and nested:
             _write(parent[leaf], value, name)
             continue
         try:
