@@ -124,16 +124,11 @@ def relative_indices(codes, index_bits: int) -> tuple[np.ndarray, np.ndarray, in
 def expand_padding(gap, index_bits: int):
     """Each nonzero's padding entries followed by itself, in stream order (no Python loop).
 
-    A nonzero after `gap` zeros needs pads = floor(gap / 2**index_bits) padding entries,
-    each a zero weight with relative index 2**index_bits - 1 that advances by 2**index_bits
-    positions; the nonzero keeps what is left of the gap. The rule of Deep Compression's
-    relative indices (Sec. 2) and of EIE's per-PE streams (ISCA 2016, Sec. III-B).
-
-    Args:
-      gap: (E,) zeros before each nonzero, in stream order.
-    Returns (owner, step, is_real, z), one value per stored entry: the nonzero it belongs
-    to, its position 0..pads within that nonzero's block, whether it is the nonzero itself
-    (the last of the block), and its relative index.
+    A nonzero after gap[i] zeros needs floor(gap / 2**index_bits) padding entries (zero
+    weight, index 2**index_bits - 1, advancing 2**index_bits positions) and keeps the rest
+    of the gap: Deep Compression Sec. 2 and EIE's per-PE streams (ISCA 2016, Sec. III-B).
+    Returns (owner, step, is_real, z) per stored entry: the nonzero it belongs to, its
+    position 0..pads in that nonzero's block, whether it is the nonzero, its index.
     """
     gap = np.asarray(gap)
     span = 1 << index_bits
@@ -354,13 +349,13 @@ class CompressionReport:
         lines = [head, "|---" * 10 + "|"]
         for r in self.layers:
             lines.append(
-                f"| {r.name} | {_thousands(r.num_weights)} | {100 * r.weights_kept:.1f} % "
+                f"| {r.name} | {r.num_weights:,} | {100 * r.weights_kept:.1f} % "
                 f"| {r.weight_bits_pq:.2f} | {r.weight_bits_pqh:.2f} | {r.index_bits_pq:.2f} "
                 f"| {r.index_bits_pqh:.2f} | {100 / r.compression_rate_pq:.2f} % "
                 f"| {100 / r.compression_rate_pqh:.2f} % | {r.compression_rate_eie:.1f}x |"
             )
         lines.append(
-            f"| total | {_thousands(self.num_weights)} | {100 * self.weights_kept:.1f} % "
+            f"| total | {self.num_weights:,} | {100 * self.weights_kept:.1f} % "
             f"| {self._bits_per_nonzero('weight_bits_pq'):.2f} "
             f"| {self._bits_per_nonzero('weight_bits_pqh'):.2f} "
             f"| {self._bits_per_nonzero('index_bits_pq'):.2f} "
@@ -393,10 +388,6 @@ class CompressionReport:
             compression_ratio_pqh=self.compression_ratio_pqh,
             compression_ratio_eie=self.compression_ratio_eie,
         )
-
-
-def _thousands(n: int) -> str:
-    return f"{n:,}"
 
 
 def _check_int(name, value, lo, hi):

@@ -19,27 +19,26 @@ PE_COUNTS = [16, 64, 256]
 
 def get_config(arg=None):
     config = eie_base_config(arg, layers=dict(my_fc=MY_FC), fifo_depth=8)
+    common = dict(
+        x="eie.num_pes",
+        series="layers.my_fc.weight_density",
+        logx=True,
+        xlabel="PEs",
+        legend_title="weight density",
+    )
     config.plots = [
         dict(
-            x="eie.num_pes",
             y="total_cycles",
-            series="layers.my_fc.weight_density",
-            logx=True,
             logy=True,
             name="own_layer_cycles_vs_pes.png",
             title="2048 x 1024 layer on EIE (FIFO 8)",
-            xlabel="PEs",
-            legend_title="weight density",
+            **common,
         ),
         dict(
-            x="eie.num_pes",
             y="load_efficiency",
-            series="layers.my_fc.weight_density",
-            logx=True,
             name="own_layer_load_efficiency_vs_pes.png",
             title="2048 x 1024 layer: load efficiency (FIFO 8)",
-            xlabel="PEs",
-            legend_title="weight density",
+            **common,
         ),
     ]
     return config
