@@ -19,7 +19,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from eie_jax import eie, sweep
+from eie_jax import eie, errors, sweep
 from eie_jax.eie import benchmarks
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the sweeps and the JSON.")
@@ -162,4 +162,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(errors.run_main(main))
