@@ -127,7 +127,7 @@ def check_same_config(path: str, value, filename: str = "config.json", *, ignore
             raise UserError(
                 f"{file}: unreadable ({e}); delete it (and the results beside it) to start over"
             ) from e
-        changed = list(differences(_drop(saved, ignore), _drop(current, ignore)))
+        changed = list(differences(_drop(jsonable(saved), ignore), _drop(current, ignore)))
         if changed:
             more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
             raise UserError(
