@@ -96,5 +96,20 @@ def get_config(arg=None):
     )
     # The first PE count is the design point of the runs, the verdicts and the plot.
     config.num_pes = (64, 16)
-    config.targets = dict(fewer_cycles=0.2, max_points_lost=0.3, load_efficiency=0.9)
+    # The questions of the comparison, with their targets (eie_jax/compare_report.py); the
+    # printed targets are these numbers, e.g. --config.verdicts.balanced_load_efficiency.above=0.8.
+    config.verdicts = dict(
+        hw_loss_vs_magnitude=dict(
+            kind="fewer_cycles",
+            label="hw-loss vs magnitude",
+            method="hw_loss",
+            baseline="magnitude",
+            fewer_cycles=0.2,
+            max_points_lost=0.3,
+        ),
+        balanced_load_efficiency=dict(
+            kind="load_efficiency", label="load-balanced", method="balanced", above=0.9
+        ),
+        kmeans_vs_linear=dict(kind="quantizer_difference", a="kmeans", b="linear"),
+    )
     return config

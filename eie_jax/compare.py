@@ -16,14 +16,13 @@ method's pruned network once, then copied into the runs that start from it. Stag
 runs and results are keyed by a fingerprint of the config fields they depend on, so a
 rerun skips finished runs and a changed method retrains only what it changes.
 
-WORKDIR/compare.json (every number), WORKDIR/compare.md (the table and the verdicts) and
+WORKDIR/compare.json (every number), WORKDIR/compare.md (the table and the verdicts that
+config.verdicts declares, see compare_report.py) and
 WORKDIR/accuracy_vs_cycles_<N>pes.png (accuracy against EIE cycles, Pareto front).
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import json
 import os
 import shutil
@@ -31,13 +30,13 @@ import time
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from absl import logging
 from flax import nnx
 
-from eie_jax import checkpoint, data, eie, hardware, models, pipeline, plotting, share
-from eie_jax.eie import fixed_point
+from eie_jax import checkpoint, compare_report, data, eie, hardware, models, pipeline, share
+from eie_jax import workdir as workdir_lib
+from eie_jax.eie import fixed_point, metrics
 from eie_jax.layers import compressible_layers
 
 # The fields the dense stage depends on; methods may not change them (it is shared).
@@ -45,29 +44,11 @@ DENSE_FIELDS = ("model", "dataset", "data_dir", "validation_size", "seed", "trai
 # The fields only the sharing stage and the evaluation read; quantisers may change only share.
 AFTER_PRUNING_FIELDS = ("share", "storage", "eie")
 QUANTIZER_FIELDS = ("share",)
+# Hex digits of the fingerprints that name shared stages, runs and results.
+KEY_DIGITS = 12
 
 
 # ------------------------------------------------------------------ configuration
-
-
-def merge(base: ml_collections.ConfigDict, overrides, where: str) -> ml_collections.ConfigDict:
-    """A copy of `base` with `overrides` (nested dicts) written into it, field by field.
-
-    Raises ValueError naming `where` and the field when a field does not exist in base.
-    """
-    out = copy.deepcopy(base)
-
-    def write(node, values, path):
-        for key, value in dict(values).items():
-            if key not in node:
-                raise ValueError(f"{where}.{path}{key}: no such field in config.base")
-            if isinstance(node[key], ml_collections.ConfigDict) and hasattr(value, "items"):
-                write(node[key], value, f"{path}{key}.")
-            else:
-                node[key] = value
-
-    write(out, overrides, "")
-    return out
 
 
 def run_configs(config) -> list[dict]:
@@ -76,6 +57,7 @@ def run_configs(config) -> list[dict]:
     Raises ValueError naming the field when a method changes a dense-stage field, a
     quantiser changes anything but share.*, or a run's config is invalid.
     """
+    compare_report.check_verdicts(config)
     if not config.methods or not config.quantizers:
         raise ValueError("config.methods and config.quantizers: need at least one entry each")
     num_pes = tuple(config.num_pes)
@@ -96,7 +78,9 @@ def run_configs(config) -> list[dict]:
                     f"config.methods.{method}.overrides.{key}: methods share the dense stage and "
                     f"may not change {DENSE_FIELDS}"
                 )
-        method_config = merge(config.base, spec.overrides, f"config.methods.{method}.overrides")
+        method_config = workdir_lib.apply_overrides(
+            config.base, spec.overrides, f"config.methods.{method}.overrides"
+        )
         for quantizer, q_overrides in config.quantizers.items():
             for key in q_overrides:
                 if key not in QUANTIZER_FIELDS:
@@ -104,15 +88,13 @@ def run_configs(config) -> list[dict]:
                         f"config.quantizers.{quantizer}.{key}: quantisers share the pruned stage "
                         f"and may change only {QUANTIZER_FIELDS}"
                     )
-            run = merge(method_config, q_overrides, f"config.quantizers.{quantizer}")
+            run = workdir_lib.apply_overrides(
+                method_config, q_overrides, f"config.quantizers.{quantizer}"
+            )
             run.eie.num_pes = num_pes[0]
             pipeline.validate_config(run)
             runs.append(dict(method=method, quantizer=quantizer, label=spec.label, config=run))
     return runs
-
-
-def fingerprint(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _subset(run_config, keep=None, drop=()) -> dict:
@@ -123,9 +105,9 @@ def _subset(run_config, keep=None, drop=()) -> dict:
 def stage_keys(run_config) -> dict:
     """Fingerprints of what each stage depends on: dense, pruned, and the whole run."""
     return dict(
-        dense=fingerprint(_subset(run_config, keep=DENSE_FIELDS)),
-        pruned=fingerprint(_subset(run_config, drop=AFTER_PRUNING_FIELDS)),
-        run=fingerprint(_subset(run_config)),
+        dense=workdir_lib.fingerprint(_subset(run_config, keep=DENSE_FIELDS), KEY_DIGITS),
+        pruned=workdir_lib.fingerprint(_subset(run_config, drop=AFTER_PRUNING_FIELDS), KEY_DIGITS),
+        run=workdir_lib.fingerprint(_subset(run_config), KEY_DIGITS),
     )
 
 
@@ -170,20 +152,18 @@ def cycles_on(layer, cfg, active, batch_size=2000) -> hardware.LayerRun:
     runs beside its arithmetic): the outputs do not depend on the PE count, so another PE
     count needs only the cycles.
     """
-    counts = eie.column_counts(layer.codes, cfg.num_pes, cfg.index_bits)
-    run = jax.jit(
-        jax.vmap(
-            lambda a: eie.cycles_from_counts(
-                counts, a, cfg.fifo_depth, history=eie.history_size(cfg.fifo_depth)
-            )
-        )
-    )
+    counts = eie.column_counts(layer.codes, cfg.num_pes, cfg.index_bits, cfg.weight_bits)
+    device_counts = jnp.asarray(counts)
+    history = eie.history_size(cfg.fifo_depth)
     total, eff = [], []
     for start in range(0, len(active), batch_size):
-        pe_cycles, pe_busy = jax.device_get(run(jnp.asarray(active[start : start + batch_size])))
+        batch = jnp.asarray(active[start : start + batch_size])
+        pe_cycles, pe_busy = jax.device_get(
+            metrics.batched_cycles(device_counts, batch, cfg.fifo_depth, history=history)
+        )
         t = pe_cycles.max(axis=1)
         total.append(t)
-        eff.append(np.where(t > 0, pe_busy.mean(axis=1) / np.maximum(t, 1), 0.0))
+        eff.append(metrics.load_efficiency(pe_busy, t))
     cycles = float(np.concatenate(total).mean())
     entries = int(counts.sum())
     return hardware.LayerRun(
@@ -238,15 +218,9 @@ def per_channel_int4_accuracy(model, dataset, config) -> float:
     return pipeline.accuracy(model, dataset.test.images, dataset.test.labels)
 
 
-def evaluate_run(run_config, ckpt_dir, report, dataset, num_pes) -> dict:
-    """The row of one run: its report at num_pes[0], and EIE's timing at the other PE counts
-    (same outputs and accuracy: the arithmetic does not depend on the PE count)."""
-    start = time.time()
-    model = _restore(run_config, os.path.join(ckpt_dir, "3_shared.npz"))
-    inputs = eie_inputs(model, dataset, report)
-    broadcasts = [float(active.sum(axis=1).mean()) for _, _, active in inputs]
-    clock = run_config.eie.clock_mhz
-    first = [
+def layer_runs(report) -> list[hardware.LayerRun]:
+    """The EIE stage's per-layer runs, from a pipeline report (its layers with cycles)."""
+    return [
         hardware.LayerRun(
             name=name,
             cycles=entry["cycles"],
@@ -260,7 +234,17 @@ def evaluate_run(run_config, ckpt_dir, report, dataset, num_pes) -> dict:
         for name, entry in report["layers"].items()
         if "cycles" in entry
     ]
-    on_eie = {str(num_pes[0]): eie_summary(first, broadcasts, clock)}
+
+
+def evaluate_run(run_config, ckpt_dir, report, dataset, num_pes) -> dict:
+    """The row of one run: its report at num_pes[0], and EIE's timing at the other PE counts
+    (same outputs and accuracy: the arithmetic does not depend on the PE count)."""
+    start = time.time()
+    model = _restore(run_config, os.path.join(ckpt_dir, "3_shared.npz"))
+    inputs = eie_inputs(model, dataset, report)
+    broadcasts = [float(active.sum(axis=1).mean()) for _, _, active in inputs]
+    clock = run_config.eie.clock_mhz
+    on_eie = {str(num_pes[0]): eie_summary(layer_runs(report), broadcasts, clock)}
     for n in num_pes[1:]:
         runs = [cycles_on(layer, cfg.replace(num_pes=n), active) for layer, cfg, active in inputs]
         on_eie[str(n)] = eie_summary(runs, broadcasts, clock)
@@ -329,9 +313,7 @@ def run_one(run, workdir, dataset, num_pes) -> dict:
         config=json.loads(run["config"].to_json()),
     )
     os.makedirs(os.path.dirname(result_path), exist_ok=True)
-    with open(result_path + ".tmp", "w") as f:
-        json.dump(row, f, indent=1)
-    os.replace(result_path + ".tmp", result_path)
+    workdir_lib.write_json_atomic(result_path, row)
     return row
 
 
@@ -340,10 +322,14 @@ def run_one(run, workdir, dataset, num_pes) -> dict:
 
 def run_comparison(config, workdir: str) -> dict:
     """Every method x quantiser (skipping finished ones); writes compare.{json,md} and the PNG."""
-    start = time.time()
     runs = run_configs(config)
+    with workdir_lib.lock(workdir):
+        return _run_comparison(config, runs, workdir)
+
+
+def _run_comparison(config, runs, workdir: str) -> dict:
+    start = time.time()
     num_pes = tuple(config.num_pes)
-    os.makedirs(workdir, exist_ok=True)
     base = config.base
     dataset = data.load_dataset(
         base.dataset, base.data_dir or None, validation_size=base.validation_size, seed=base.seed
@@ -367,177 +353,13 @@ def run_comparison(config, workdir: str) -> dict:
         fifo_depth=base.eie.fifo_depth,
         clock_mhz=base.eie.clock_mhz,
         rows=rows,
-        verdicts=verdicts(rows, config),
+        verdicts=compare_report.verdicts(rows, config),
         seconds=time.time() - start,
         train_seconds=sum(r["seconds"]["total"] + r["seconds"]["extra_eie"] for r in rows),
     )
     with open(os.path.join(workdir, "compare.json"), "w") as f:
         json.dump(result, f, indent=1)
-    result["plot"] = plot(result, workdir)
+    result["plot"] = compare_report.plot(result, workdir)
     with open(os.path.join(workdir, "compare.md"), "w") as f:
-        f.write(to_markdown(result))
+        f.write(compare_report.to_markdown(result, config))
     return result
-
-
-def _find(rows, method, quantizer):
-    return next((r for r in rows if r["method"] == method and r["quantizer"] == quantizer), None)
-
-
-def verdicts(rows, config) -> dict:
-    """The issue's questions, answered from the rows (None where a run is missing).
-
-    hw_loss_vs_magnitude: per quantiser, EIE cycles at num_pes[0] relative to magnitude and
-    the EIE accuracy difference in points; met = >= 20 % fewer cycles, <= 0.3 points lost.
-    balanced_load_efficiency: per quantiser at num_pes[0]; met = > 0.9.
-    kmeans_vs_linear: per method, accuracy (EIE) of k-means minus linear, in points.
-    """
-    n = str(config.num_pes[0])
-    t = config.targets
-    out = dict(hw_loss_vs_magnitude={}, balanced_load_efficiency={}, kmeans_vs_linear={})
-    for q in config.quantizers:
-        mag, hw, bal = (_find(rows, m, q) for m in ("magnitude", "hw_loss", "balanced"))
-        if mag and hw:
-            fewer = 1.0 - hw["eie"][n]["cycles"] / mag["eie"][n]["cycles"]
-            lost = 100.0 * (mag["eie_accuracy"] - hw["eie_accuracy"])
-            out["hw_loss_vs_magnitude"][q] = dict(
-                fewer_cycles=fewer,
-                accuracy_points_lost=lost,
-                met=bool(fewer >= t.fewer_cycles - 1e-9 and lost <= t.max_points_lost + 1e-9),
-            )
-        if bal:
-            eff = bal["eie"][n]["load_efficiency"]
-            out["balanced_load_efficiency"][q] = dict(
-                load_efficiency=eff,
-                ceiling=bal["eie"][n]["load_efficiency_ceiling"],
-                met=bool(eff > t.load_efficiency),
-            )
-    for m in config.get("order", None) or sorted(config.methods):
-        km, lin = _find(rows, m, "kmeans"), _find(rows, m, "linear")
-        if km and lin:
-            out["kmeans_vs_linear"][m] = dict(
-                eie_points=100.0 * (km["eie_accuracy"] - lin["eie_accuracy"]),
-                float_points=100.0 * (km["compressed_accuracy"] - lin["compressed_accuracy"]),
-                before_finetune_points=100.0
-                * (km["quantized_accuracy"] - lin["quantized_accuracy"]),
-            )
-    return out
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats: fewer-or-equal cycles (x) and higher-or-
-    equal accuracy (y), one of them strictly. Sorted by x."""
-    front = []
-    for i, (x, y) in enumerate(points):
-        dominated = any(
-            (x2 <= x and y2 >= y) and (x2 < x or y2 > y) for j, (x2, y2) in enumerate(points)
-            if j != i
-        )  # fmt: skip
-        if not dominated:
-            front.append(i)
-    return sorted(front, key=lambda i: points[i])
-
-
-def plot(result, workdir) -> str:
-    n = str(result["num_pes"][0])
-    rows = result["rows"]
-    points = [(r["eie"][n]["cycles"], 100.0 * r["eie_accuracy"]) for r in rows]
-    path = os.path.join(workdir, f"accuracy_vs_cycles_{n}pes.png")
-    return plotting.pareto_plot(
-        path,
-        points,
-        [f"{r['method']}+{r['quantizer']}" for r in rows],
-        pareto_front(points),
-        xlabel=f"EIE cycles per inference, FC stack ({n} PEs, FIFO {result['fifo_depth']})",
-        ylabel="test accuracy on EIE (%)",
-        title="Accuracy vs EIE cycles (Pareto front)",
-    )
-
-
-def _pct(x):
-    return f"{100.0 * x:.2f}"
-
-
-def to_markdown(result) -> str:
-    pes = [str(n) for n in result["num_pes"]]
-    head = ["method", "quantiser", "kept %", "acc float %", "acc EIE %", "CR (P+Q+H)"]
-    for n in pes:
-        head += [f"cycles @{n}", f"µs @{n}", f"load eff @{n}", f"padding % @{n}"]
-    lines = [
-        "# Hardware-aware compression on EIE",
-        "",
-        f"FIFO depth {result['fifo_depth']}, {result['clock_mhz']:.0f} MHz; cycles and µs per "
-        "inference for the whole FC stack, mean over the test set; accuracy on the test set "
-        "(float: the compressed network; EIE: the same in EIE's 16-bit fixed point).",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-    ]
-    for r in result["rows"]:
-        cells = [
-            r["label"],
-            r["quantizer"],
-            _pct(r["weights_kept"]),
-            _pct(r["compressed_accuracy"]),
-            _pct(r["eie_accuracy"]),
-            f"{r['compression_ratio']:.1f}x",
-        ]
-        for n in pes:
-            e = r["eie"][n]
-            cells += [
-                f"{e['cycles']:.1f}",
-                f"{e['time_us']:.3f}",
-                f"{e['load_efficiency']:.3f}",
-                _pct(e["padding_share"]),
-            ]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## Beside the table", ""]
-    lines += [
-        "| method | quantiser | dense % | pruned % | quantised, before fine-tune % | per-channel "
-        "int4, float % | nonzero inputs per layer | load eff ceiling @" + " / @".join(pes) + " |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in result["rows"]:
-        per_channel = r.get("per_channel_int4_accuracy")
-        ceilings = " / ".join(f"{r['eie'][n]['load_efficiency_ceiling']:.3f}" for n in pes)
-        lines.append(
-            f"| {r['method']} | {r['quantizer']} | {_pct(r['dense_accuracy'])} "
-            f"| {_pct(r['pruned_accuracy'])} | {_pct(r['quantized_accuracy'])} "
-            f"| {'-' if per_channel is None else _pct(per_channel)} "
-            f"| {' / '.join(f'{b:.1f}' for b in r['broadcasts'])} | {ceilings} |"
-        )
-    lines += ["", "## Verdicts", ""] + _verdict_lines(result)
-    lines += [
-        "",
-        f"Wall time of this invocation: {result['seconds']:.0f} s; the runs themselves took "
-        f"{result['train_seconds']:.0f} s (stages resumed from shared checkpoints count 0).",
-        "",
-        f"![accuracy vs cycles]({os.path.basename(result['plot'])})",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _verdict_lines(result) -> list[str]:
-    v, n = result["verdicts"], result["num_pes"][0]
-    yes = lambda met: "met" if met else "NOT met"
-    lines = []
-    for q, d in v["hw_loss_vs_magnitude"].items():
-        lines.append(
-            f"- hw-loss vs magnitude ({q}, {n} PEs): {100 * d['fewer_cycles']:.1f} % fewer "
-            f"cycles, EIE accuracy {-d['accuracy_points_lost']:+.2f} points "
-            f"(target: >= 20 % fewer cycles, >= -0.3 points): {yes(d['met'])}."
-        )
-    for q, d in v["balanced_load_efficiency"].items():
-        lines.append(
-            f"- load-balanced ({q}, {n} PEs, FIFO {result['fifo_depth']}): load efficiency "
-            f"{d['load_efficiency']:.3f} (ceiling for these masks and inputs "
-            f"{d['ceiling']:.3f}; target > 0.9): {yes(d['met'])}."
-        )
-    for m, d in v["kmeans_vs_linear"].items():
-        p = d["eie_points"]
-        better = "k-means better" if p > 0 else "linear better" if p < 0 else "tie"
-        lines.append(
-            f"- {m}: k-means 4-bit minus linear int4 = {p:+.2f} points on EIE ({better}); "
-            f"float {d['float_points']:+.2f}, before fine-tuning "
-            f"{d['before_finetune_points']:+.2f}."
-        )
-    return lines

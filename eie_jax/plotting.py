@@ -8,22 +8,58 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def line_plot(path, xs, series: dict, *, xlabel, ylabel, title, logx=False, logy=False):
-    """One line per entry of `series` (name -> y values over xs), saved to `path`."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for name, ys in series.items():
-        ax.plot(xs, ys, marker="o", markersize=3, label=name)
+def lines_figure(
+    lines: dict,
+    *,
+    xlabel,
+    ylabel,
+    title=None,
+    logx: int | None = None,
+    logy: int | None = None,
+    legend_title: str | None = None,
+    legend_cols: int = 2,
+    figsize=(6.4, 4.4),
+):
+    """A figure with one line per entry of `lines` (label -> (xs, ys)); label None: no
+    legend entry. logx/logy: the base of a log axis (None: linear). Returns the Figure."""
+    fig, ax = plt.subplots(figsize=figsize)
+    for label, (xs, ys) in lines.items():
+        ax.plot(xs, ys, marker="o", markersize=3, label=label)
     if logx:
-        ax.set_xscale("log", base=2)
+        ax.set_xscale("log", base=logx)
     if logy:
-        ax.set_yscale("log", base=2)
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+        ax.set_yscale("log", base=logy)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    if title:
+        ax.set_title(title)
+    if any(label is not None for label in lines):
+        ax.legend(fontsize=7, ncol=legend_cols, title=legend_title, title_fontsize=7)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
+    return fig
+
+
+def save(fig, path: str) -> str:
+    """Writes the figure as a PNG at `path` and frees it."""
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def line_plot(path, xs, series: dict, *, xlabel, ylabel, title, logx=False, logy=False):
+    """One line per entry of `series` (name -> y values over xs), saved to `path`; log axes
+    in base 2."""
+    fig = lines_figure(
+        {name: (xs, ys) for name, ys in series.items()},
+        xlabel=xlabel,
+        ylabel=ylabel,
+        title=title,
+        logx=2 if logx else None,
+        logy=2 if logy else None,
+        legend_cols=3,
+        figsize=(6.4, 4.2),
+    )
+    return save(fig, path)
 
 
 def pareto_plot(path, points, labels, front, *, xlabel, ylabel, title):
@@ -40,6 +76,4 @@ def pareto_plot(path, points, labels, front, *, xlabel, ylabel, title):
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)

@@ -115,18 +115,30 @@ def relative_indices(codes, index_bits: int) -> tuple[np.ndarray, np.ndarray, in
     pos = np.flatnonzero(flat)
     if pos.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), 0
-    span = 1 << index_bits
     gap = np.diff(pos, prepend=-1) - 1
-    fillers = gap >> index_bits
-    # Each nonzero expands into its fillers (index span - 1) followed by itself (index =
-    # what is left of the gap), without a Python loop over entries.
-    per = fillers + 1
-    owner = np.repeat(np.arange(pos.size), per)
-    is_real = np.zeros(owner.size, bool)
-    is_real[np.cumsum(per) - 1] = True
+    owner, _, is_real, z = expand_padding(gap, index_bits)
     entry_codes = np.where(is_real, flat[pos][owner], 0).astype(np.int64)
-    entry_index = np.where(is_real, (gap - fillers * span)[owner], span - 1).astype(np.int64)
-    return entry_codes, entry_index, int(fillers.sum())
+    return entry_codes, z.astype(np.int64), int(len(owner) - pos.size)
+
+
+def expand_padding(gap, index_bits: int):
+    """Each nonzero's padding entries followed by itself, in stream order (no Python loop).
+
+    A nonzero after gap[i] zeros needs floor(gap / 2**index_bits) padding entries (zero
+    weight, index 2**index_bits - 1, advancing 2**index_bits positions) and keeps the rest
+    of the gap: Deep Compression Sec. 2 and EIE's per-PE streams (ISCA 2016, Sec. III-B).
+    Returns (owner, step, is_real, z) per stored entry: the nonzero it belongs to, its
+    position 0..pads in that nonzero's block, whether it is the nonzero, its index.
+    """
+    gap = np.asarray(gap)
+    span = 1 << index_bits
+    pads = gap >> index_bits
+    per = pads + 1
+    owner = np.repeat(np.arange(gap.size), per)
+    step = np.arange(owner.size) - (np.cumsum(per) - per)[owner]
+    is_real = step == pads[owner]
+    z = np.where(is_real, (gap - pads * span)[owner], span - 1)
+    return owner, step, is_real, z
 
 
 def layer_storage(
@@ -192,7 +204,7 @@ def layer_storage(
         weight_h, index_h, table_bits = entries * bits, entries * index_bits, 0
     total_pqh = weight_h + index_h + table_bits + codebook_bits + bias_bits
 
-    eie_entries = _eie_entries(codes, eie_num_pes, eie_index_bits)
+    eie_entries = _eie_entries(codes, eie_num_pes, eie_index_bits, eie_weight_bits)
     eie_pointer_bits = eie_num_pes * (k + 1) * EIE_POINTER_BITS
     eie_codebook_bits = (1 << eie_weight_bits) * EIE_VALUE_BITS
     eie_bias_bits = num_biases * EIE_VALUE_BITS
@@ -247,14 +259,14 @@ def huffman_encode_size(symbols, alphabet_size: int) -> tuple[int, int]:
     return encoded.num_bits, encoded.table_bits
 
 
-def _eie_entries(codes: np.ndarray, num_pes: int, index_bits: int) -> int:
+def _eie_entries(codes: np.ndarray, num_pes: int, index_bits: int, weight_bits: int) -> int:
     """Entries of EIE's per-PE streams, padding included (eie.column_counts)."""
     if codes.size == 0:
         return 0
     # Imported here so that Deep Compression accounting does not pull in the simulator.
     from eie_jax import eie
 
-    return int(np.asarray(eie.column_counts(codes, num_pes, index_bits)).sum())
+    return int(eie.column_counts(codes, num_pes, index_bits, weight_bits).sum())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -337,13 +349,13 @@ class CompressionReport:
         lines = [head, "|---" * 10 + "|"]
         for r in self.layers:
             lines.append(
-                f"| {r.name} | {_thousands(r.num_weights)} | {100 * r.weights_kept:.1f} % "
+                f"| {r.name} | {r.num_weights:,} | {100 * r.weights_kept:.1f} % "
                 f"| {r.weight_bits_pq:.2f} | {r.weight_bits_pqh:.2f} | {r.index_bits_pq:.2f} "
                 f"| {r.index_bits_pqh:.2f} | {100 / r.compression_rate_pq:.2f} % "
                 f"| {100 / r.compression_rate_pqh:.2f} % | {r.compression_rate_eie:.1f}x |"
             )
         lines.append(
-            f"| total | {_thousands(self.num_weights)} | {100 * self.weights_kept:.1f} % "
+            f"| total | {self.num_weights:,} | {100 * self.weights_kept:.1f} % "
             f"| {self._bits_per_nonzero('weight_bits_pq'):.2f} "
             f"| {self._bits_per_nonzero('weight_bits_pqh'):.2f} "
             f"| {self._bits_per_nonzero('index_bits_pq'):.2f} "
@@ -376,10 +388,6 @@ class CompressionReport:
             compression_ratio_pqh=self.compression_ratio_pqh,
             compression_ratio_eie=self.compression_ratio_eie,
         )
-
-
-def _thousands(n: int) -> str:
-    return f"{n:,}"
 
 
 def _check_int(name, value, lo, hi):

@@ -6,7 +6,9 @@ Prints (and writes to WORKDIR/bench_eie.{json,md}) one row per layer: cycles, ti
 clock, the paper's actual and theoretical times (ISCA 2016 Table IV), our/paper ratio,
 load efficiency, padding share, and wall times (medians after compilation) for encoding,
 cycles only, and outputs + cycles. Figures: load efficiency vs FIFO depth (paper Fig. 8)
-and speedup vs PE count (Fig. 11).
+and speedup vs PE count (Fig. 11), computed by the sweep runner's code path (the same
+numbers as configs/sweeps/fig8_fifo_depth.py and fig11_pe_count.py); its cycles at the
+chip's design point are checked against the simulate() rows.
 """
 
 import json
@@ -21,7 +23,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from eie_jax import eie, plotting
+from eie_jax import eie, errors, plotting, sweep
 from eie_jax.eie import benchmarks
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Benchmark config.", lock_config=True)
@@ -74,36 +76,26 @@ def batch_timing(config, cfg):
     return dict(layer=spec.name, batch_size=config.batch_size, seconds=seconds)
 
 
-def fifo_sweep(spec, config, cfg):
-    """Load efficiency vs FIFO depth: one vmapped call over all depths (Fig. 8)."""
-    codes, _, x = benchmarks.synthetic_layer(spec, config.seed, cfg)
-    counts = jnp.asarray(eie.column_counts(codes, cfg.num_pes, cfg.index_bits))
-    active = jnp.asarray(x != 0)
-    depths = jnp.asarray(config.fifo_depths, jnp.int32)
-    history = eie.history_size(max(config.fifo_depths))
-    cycles, busy = jax.vmap(lambda d: eie.cycles_from_counts(counts, active, d, history=history))(
-        depths
-    )
-    return (jnp.mean(busy, axis=1) / jnp.max(cycles, axis=1)).tolist()
+def design_sweep(config, field, values):
+    """{layer: {value: metrics}}, through the sweep runner's code path
+    (eie_jax.sweep.evaluate_eie_points), the chip's other fields from config.eie."""
+    base = sweep.eie_base_config(**config.eie)
+    base.seed = config.seed
+    layers = list(config.layers)
+    values = sorted(set(values))
+    points = sweep.product(sweep.sweep("layer", layers), sweep.sweep(field, values))
+    metrics = iter(sweep.evaluate_eie_points(base, points))
+    return {name: {v: next(metrics) for v in values} for name in layers}
 
 
-def pe_sweep(spec, config, cfg):
-    """Speedup over one PE vs PE count (Fig. 11)."""
-    codes, _, x = benchmarks.synthetic_layer(spec, config.seed, cfg)
-    active = jnp.asarray(x != 0)
-    history = eie.history_size(cfg.fifo_depth)
-    totals = []
-    for num_pes in config.pe_counts:
-        counts = jnp.asarray(eie.column_counts(codes, num_pes, cfg.index_bits))
-        cycles, _ = eie.cycles_from_counts(counts, active, cfg.fifo_depth, history=history)
-        totals.append(int(jnp.max(cycles)))
-    base = eie.cycles_from_counts(
-        jnp.asarray(eie.column_counts(codes, 1, cfg.index_bits)),
-        active,
-        cfg.fifo_depth,
-        history=history,
-    )[0]
-    return [int(jnp.max(base)) / t for t in totals]
+def check_design_point(rows, config, cfg):
+    """The sweep path's cycles at the chip's own design point equal simulate()'s."""
+    at = design_sweep(config, "eie.fifo_depth", [cfg.fifo_depth])
+    for row in rows:
+        swept = at[row["layer"]][cfg.fifo_depth]["total_cycles"]
+        if swept != row["cycles"]:
+            raise AssertionError(f"{row['layer']}: simulate {row['cycles']}, sweep {swept} cycles")
+        row["sweep_cycles"] = swept
 
 
 def to_markdown(rows):
@@ -137,8 +129,12 @@ def run(config, workdir):
         batch=batch_timing(config, cfg),
     )
     logging.info("design-space sweeps")
-    fifo = {spec.name: fifo_sweep(spec, config, cfg) for spec in specs}
-    pes = {spec.name: pe_sweep(spec, config, cfg) for spec in specs}
+    check_design_point(rows, config, cfg)
+    by_depth = design_sweep(config, "eie.fifo_depth", config.fifo_depths)
+    by_pes = design_sweep(config, "eie.num_pes", [1, *config.pe_counts])
+    fifo = {n: [ms[d]["load_efficiency"] for d in config.fifo_depths] for n, ms in by_depth.items()}
+    cycles = {n: [ms[p]["total_cycles"] for p in config.pe_counts] for n, ms in by_pes.items()}
+    pes = {n: [by_pes[n][1]["total_cycles"] / c for c in cs] for n, cs in cycles.items()}
     plotting.line_plot(
         os.path.join(workdir, "load_efficiency_vs_fifo_depth.png"),
         config.fifo_depths,
@@ -170,6 +166,10 @@ def run(config, workdir):
         summary=summary,
         load_efficiency_vs_fifo_depth=dict(fifo_depths=list(config.fifo_depths), **fifo),
         speedup_vs_pe_count=dict(pe_counts=list(config.pe_counts), **pes),
+        cycles_vs_fifo_depth={
+            n: [ms[d]["total_cycles"] for d in config.fifo_depths] for n, ms in by_depth.items()
+        },
+        cycles_vs_pe_count=cycles,
     )
     with open(os.path.join(workdir, "bench_eie.json"), "w") as f:
         json.dump(results, f, indent=2)
@@ -193,4 +193,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(errors.run_main(main))

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from eie_jax import eie, sweep
+from eie_jax import eie, errors, sweep
 from eie_jax.eie import benchmarks
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the sweeps and the JSON.")
@@ -83,7 +83,7 @@ def per_point_simulate(everything, stride):
         cfg = sweep.eie_config_of(point)
         if point.layer not in layers:
             layers[point.layer] = benchmarks.synthetic_layer(
-                benchmarks.get_spec(point.layer), point.seed, cfg
+                sweep.layer_spec_of(point), point.seed, cfg
             )
         codes, codebook, x = layers[point.layer]
         key = (point.layer, cfg.num_pes, cfg.index_bits)
@@ -162,4 +162,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(errors.run_main(main))

@@ -3,14 +3,17 @@
     python -m experiments.compare --config=configs/compare_lenet_300_100.py --workdir=runs/compare
 
 Writes WORKDIR/compare.json, WORKDIR/compare.md and WORKDIR/accuracy_vs_cycles_64pes.png;
-a rerun skips the runs whose results exist. Any field can be overridden, e.g.
---config.methods.hw_loss.overrides.hw_loss.weight=1.0 or --config.base.dataset=mnist.
+a rerun skips the runs whose results exist. `:smoke` after the config file runs a tiny
+version. Any field can be overridden with --config.<field>=value, e.g.
+--config.methods.hw_loss.overrides.hw_loss.weight=1.0, --config.base.dataset=mnist or a
+verdict's target, --config.verdicts.balanced_load_efficiency.above=0.8; the fields are
+described in configs/compare_lenet_300_100.py and eie_jax/compare_report.py (verdicts).
 """
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from eie_jax import compare
+from eie_jax import compare, errors
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Comparison config.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results, runs and checkpoints go.")
@@ -24,4 +27,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(errors.run_main(main))

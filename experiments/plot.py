@@ -1,15 +1,19 @@
 """Draws the figures a sweep config declares, from DIR/results.jsonl.
 
 python -m experiments.plot --workdir=runs/fig8
+python -m experiments.plot --workdir=runs/fig8 --config=configs/sweeps/fig8_fifo_depth.py
 
 Without --config the figures recorded in DIR/sweep_config.json are drawn; with it, the
-config's `plots` are drawn instead (the results must come from the same sweep).
+config's `plots` are drawn instead (the results must come from the same sweep). Each entry
+of `config.plots` is a dict of these options (eie_jax/sweep/plot.py):
 """
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from eie_jax import sweep
+from eie_jax import errors, sweep
+
+__doc__ += "".join(f"  {k}: {v}\n" for k, v in sweep.PLOT_OPTIONS.items())
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config",
@@ -29,4 +33,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(errors.run_main(main))

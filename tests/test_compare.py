@@ -12,7 +12,7 @@ import pytest
 from flax import nnx
 
 from configs import compare_lenet_300_100
-from eie_jax import checkpoint, compare, data, models, pipeline, prune
+from eie_jax import checkpoint, compare, compare_report, data, models, pipeline, prune
 from eie_jax.layers import FrozenCodebook, compressible_layers
 from tests import synthetic
 
@@ -142,6 +142,16 @@ def test_runs_share_dense_and_pruned_stages():
         (lambda c: setattr(c, "num_pes", (64, 0)), "num_pes"),
         (lambda c: setattr(c, "order", ("magnitude",)), "config.order"),
         (lambda c: c.quantizers.linear.share.update(method="uniform"), "share.method='uniform'"),
+        (
+            lambda c: c.verdicts.hw_loss_vs_magnitude.update(baseline="nosuch"),
+            "verdicts.hw_loss_vs_magnitude.baseline='nosuch'",
+        ),
+        (lambda c: c.verdicts.kmeans_vs_linear.update(kind="x"), "kmeans_vs_linear.kind='x'"),
+        (lambda c: c.verdicts.kmeans_vs_linear.update(b="int3"), "kmeans_vs_linear.b='int3'"),
+        (
+            lambda c: c.verdicts.balanced_load_efficiency.update(abov=1.0),
+            "balanced_load_efficiency.abov: unknown",
+        ),
     ],
 )
 def test_bad_comparison_config_names_field(edit, match):
@@ -154,7 +164,7 @@ def test_bad_comparison_config_names_field(edit, match):
 def test_pareto_front():
     points = [(100, 80.0), (90, 79.0), (120, 85.0), (95, 78.0), (90, 79.0), (130, 84.0)]
     # (95, 78) is beaten by (90, 79); (130, 84) by (120, 85); the two (90, 79) tie.
-    assert compare.pareto_front(points) == [1, 4, 0, 2]
+    assert compare_report.pareto_front(points) == [1, 4, 0, 2]
 
 
 def _row(method, quantizer, cycles, acc, eff=0.5):
@@ -181,7 +191,7 @@ def test_verdicts_follow_the_targets(hw_cycles, hw_acc, met):
         _row("balanced", "kmeans", 90.0, 0.87, eff=0.95),
         _row("balanced", "linear", 90.0, 0.86, eff=0.85),
     ]
-    v = compare.verdicts(rows, config)
+    v = compare_report.verdicts(rows, config)
     assert v["hw_loss_vs_magnitude"]["kmeans"]["met"] is met
     assert v["hw_loss_vs_magnitude"]["kmeans"]["fewer_cycles"] == pytest.approx(1 - hw_cycles / 100)
     assert v["balanced_load_efficiency"]["kmeans"]["met"]
@@ -213,3 +223,24 @@ def test_linear_quantiser_freezes_an_int4_grid_that_finetuning_keeps(data_dir):
                 np.testing.assert_allclose(book[1:], np.arange(-7, 8) * step, rtol=1e-6)
             else:
                 assert not np.allclose(book, before[name])
+
+
+def test_printed_targets_follow_an_overridden_target():
+    """Override a target: the verdict and its printed target change together."""
+    config = _smoke()
+    config.verdicts.hw_loss_vs_magnitude.fewer_cycles = 0.1
+    config.verdicts.balanced_load_efficiency.above = 0.96
+    rows = [
+        _row("magnitude", "kmeans", 100.0, 0.88),
+        _row("hw_loss", "kmeans", 85.0, 0.88),  # 15 % fewer: met at 10 %, not at 20 %
+        _row("balanced", "kmeans", 90.0, 0.87, eff=0.95),
+    ]
+    result = dict(num_pes=[64], fifo_depth=8, verdicts=compare_report.verdicts(rows, config))
+    assert result["verdicts"]["hw_loss_vs_magnitude"]["kmeans"]["met"]
+    assert not result["verdicts"]["balanced_load_efficiency"]["kmeans"]["met"]
+    lines = compare_report.verdict_lines(result, config)
+    (hw,) = [line for line in lines if line.startswith("- hw-loss vs magnitude (kmeans, 64 PEs)")]
+    assert "15.0 % fewer cycles" in hw
+    assert hw.endswith("(target: >= 10 % fewer cycles, >= -0.3 points): met.")
+    (bal,) = [line for line in lines if line.startswith("- load-balanced (kmeans, 64 PEs")]
+    assert bal.endswith("target > 0.96): NOT met.")

@@ -86,7 +86,9 @@ def test_encode_matches_oracle(seed):
     # The device view agrees with the stream: slice j of PE k holds entries p[j]..p[j+1].
     counts = np.asarray(layer.counts)
     np.testing.assert_array_equal(counts, np.diff(layer.colptr, axis=1))
-    np.testing.assert_array_equal(counts, eie.column_counts(codes, cfg.num_pes, cfg.index_bits))
+    np.testing.assert_array_equal(
+        counts, eie.column_counts(codes, cfg.num_pes, cfg.index_bits, cfg.weight_bits)
+    )
     slice_codes = np.asarray(layer.slice_codes)
     slice_rows = np.asarray(layer.slice_rows)
     for pe, ref in enumerate(pes):
@@ -94,6 +96,24 @@ def test_encode_matches_oracle(seed):
             lo, hi = ref["colptr"][j], ref["colptr"][j + 1]
             np.testing.assert_array_equal(slice_codes[j, pe, : hi - lo], ref["codes"][lo:hi])
             np.testing.assert_array_equal(slice_rows[j, pe, : hi - lo], ref["rows"][lo:hi])
+
+
+@pytest.mark.parametrize(
+    "codes, weight_bits, match",
+    [
+        ([[1, -1]], 4, r"codes: values must be in \[0, 2\*\*weight_bits\) = \[0, 16\), got min -1"),
+        ([[16, 0]], 4, r"\[0, 16\), got min 0, max 16"),
+        ([[256, 0]], 8, r"\[0, 256\), got min 0, max 256"),
+        ([[1.0, 0.0]], 4, "codes: expected integers"),
+        ([1, 2], 4, "codes: expected a 2-D"),
+    ],
+)
+def test_column_counts_rejects_codes_out_of_range(codes, weight_bits, match):
+    with pytest.raises(ValueError, match=match):
+        eie.column_counts(np.asarray(codes), 2, 4, weight_bits)
+    # The same codes one bit wider are counted.
+    if match.startswith(r"\[0, 16"):
+        assert eie.column_counts(np.asarray(codes), 2, 4, 5).sum() == 1
 
 
 def test_paper_example():

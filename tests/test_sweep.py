@@ -1,5 +1,6 @@
-"""Tests of eie_jax/sweep.py: expander, resumable store, batched EIE points, sharding, plots."""
+"""Tests of eie_jax/sweep/: expander, resumable store, batched EIE points, sharding, plots."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -16,7 +17,8 @@ import pytest
 
 from eie_jax import eie
 from eie_jax import sweep as sw
-from eie_jax.eie import fixed_point
+from eie_jax.eie import benchmarks, fixed_point
+from eie_jax.errors import UserError
 from tests import synthetic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,24 +72,34 @@ def test_bad_points_rejected():
         sw.product(sw.sweep("a", [1]), sw.sweep("a", [2]))
     with pytest.raises(ValueError, match="identical"):
         sw.expand(_base(), sw.sweep("a", [1, 1]))
-    with pytest.raises(ValueError, match="'a'=0.5"):
+    with pytest.raises(UserError, match=r"^config\.a=0\.5: .*cannot be casted"):
         sw.apply_overrides(_base(), {"a": 0.5})  # an int field
+    with pytest.raises(UserError, match=r"^config\.a=0\.5"):
+        sw.expand(_base(), sw.sweep("a", [1, 0.5]))  # checked before any point runs
 
 
 @pytest.mark.parametrize("path", SWEEP_CONFIGS, ids=os.path.basename)
-@pytest.mark.parametrize("arg", [None, "smoke"])
-def test_shipped_sweep_configs_expand(path, arg):
+def test_shipped_sweep_configs_follow_the_rules(path):
+    """The rules a sweep config meets (README, "Adding a sweep"): its docstring gives the run
+    command; get_config/get_sweep with and without :smoke expand against each other; :smoke
+    is no bigger than the full sweep; every plot names fields the points have."""
     name = os.path.basename(path)
-    if name == "lenet_density_bits.py" and not os.path.exists(
-        os.path.join(ROOT, "configs", "lenet_300_100.py")
-    ):
-        pytest.skip("configs/lenet_300_100.py (the Deep Compression issue) is not written yet")
     with open(path) as f:
         assert "python -m experiments.sweep --config=configs/sweeps/" + name in f.read()
-    config, axes = sw.load_sweep_file(path + (f":{arg}" if arg else ""))
-    points = sw.expand(config, axes)
-    assert len(points) <= 8 if arg == "smoke" else len(points) >= 20
-    assert config.plots and config.runner in sw.RUNNERS
+    sizes = {}
+    for arg in (None, "smoke"):
+        config, axes = sw.load_sweep_file(path + (f":{arg}" if arg else ""))
+        points = sw.expand(config, axes)
+        sizes[arg] = len(points)
+        assert config.runner in sw.RUNNERS
+        swept = set().union(*points)
+        for spec in config.plots:
+            sw.check_plot(spec)
+            assert spec.get("series") is None or spec["series"] in swept, spec
+            for key in ("x", "y"):
+                known = swept | (set(sw.METRICS) if config.runner == "eie" else set())
+                assert config.runner == "train" and key == "y" or spec[key] in known, spec
+    assert 1 <= sizes["smoke"] <= sizes[None]
 
 
 # ----------------------------------------------------------------------------- EIE points
@@ -106,6 +118,16 @@ def test_entry_counts_match_encode(num_pes, index_bits):
     counts, padding = sw.entry_counts(rows, cols, codes.shape, num_pes, index_bits)
     np.testing.assert_array_equal(counts, np.asarray(layer.counts))
     assert padding == layer.num_padding
+    np.testing.assert_array_equal(eie.column_counts(codes, num_pes, index_bits), counts)
+
+
+def test_synthetic_layer_holds_8_bit_codes():
+    spec = benchmarks.get_spec("NT-LSTM")
+    small = dataclasses.replace(spec, in_features=60, out_features=50, weight_density=0.9)
+    codes, codebook, _ = benchmarks.synthetic_layer(small, 0, eie.EIEConfig(weight_bits=8))
+    assert codes.max() > 127 and codes.min() == 0 and codebook.shape == (256,)
+    four, _, _ = benchmarks.synthetic_layer(small, 0, eie.EIEConfig(weight_bits=4))
+    assert 0 < four.max() <= 15
 
 
 def test_batched_points_match_simulate():
@@ -150,8 +172,113 @@ def test_eie_sweep_writes_every_point_and_plots(tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     # A changed config is refused, naming the field that changed.
     changed = sw.apply_overrides(config, {"seed": 1})
-    with pytest.raises(ValueError, match="seed: 0 -> 1"):
+    with pytest.raises(UserError, match="config.seed: 0 -> 1"):
         sw.run_sweep(changed, _small_eie_axes(), str(tmp_path))
+    # Plot specs are presentation: changing them is not a change of sweep.
+    retitled = sw.apply_overrides(config, {"plots": [dict(config.plots[0], title="new")]})
+    assert sw.run_sweep(retitled, _small_eie_axes(), str(tmp_path)) == records
+
+
+def test_smoke_logs_the_shapes_it_simulates(tmp_path):
+    lines = []
+    sw.run_sweep(_small_eie_config(), _small_eie_axes(), str(tmp_path), log=lines.append)
+    shapes = [line for line in lines if "simulated as" in line]
+    # NT-LSTM is 2400 x 1201 and Alex-8 1000 x 4096; :smoke keeps 5 % of each side, once each.
+    assert len(shapes) == 2
+    assert "layer NT-LSTM simulated as 120 x 60 (layer_scale 0.05 of 2400 x 1201)" in shapes[0]
+    assert "layer Alex-8 simulated as 50 x 205 (layer_scale 0.05 of 1000 x 4096)" in shapes[1]
+
+
+def test_sweep_over_a_layer_of_ones_own_shape(tmp_path):
+    """config.layers declares a layer by shape and densities, beside the Table III names."""
+    mine = dict(out_features=96, in_features=40, weight_density=0.2, act_density=0.5)
+    config = sw.eie_base_config(layers=dict(mine=mine), num_pes=4, fifo_depth=4)
+    axes = sw.product(
+        sw.sweep("layer", ["mine", "NT-LSTM"]), sw.sweep("layers.mine.weight_density", [0.1, 0.4])
+    )
+    config.layer_scale = 1.0
+    lines = []
+    records = sw.run_sweep(config, axes[:2], str(tmp_path), log=lines.append)
+    assert any("layer mine simulated as 96 x 40, weight density 0.1," in ln for ln in lines)
+    assert any("layer mine simulated as 96 x 40, weight density 0.4," in ln for ln in lines)
+    # The sweep's numbers are simulate()'s on the same synthetic layer.
+    for record, density in zip(records, [0.1, 0.4], strict=True):
+        spec = benchmarks.own_spec("mine", dict(mine, weight_density=density))
+        cfg = eie.EIEConfig(num_pes=4, fifo_depth=4)
+        codes, codebook, x = benchmarks.synthetic_layer(spec, 0, cfg)
+        res = eie.simulate(eie.encode(codes, codebook, cfg), x, cfg)
+        assert record["metrics"]["total_cycles"] == int(res.total_cycles)
+        assert record["metrics"]["num_entries"] >= np.count_nonzero(codes)
+    assert records[1]["metrics"]["num_entries"] > 2 * records[0]["metrics"]["num_entries"]
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (dict(layer="nosuch"), r"config.layer='nosuch': unknown; allowed: \['mine', 'Alex-6'"),
+        ({"layers.mine.weight_density": 1.5}, r"config.layers.mine.weight_density=1.5: must be"),
+        ({"layers.mine.in_features": 0}, r"config.layers.mine.in_features=0: must be an int"),
+    ],
+)
+def test_bad_layer_of_ones_own_is_named(tmp_path, edit, match):
+    mine = dict(out_features=96, in_features=40, weight_density=0.2, act_density=0.5)
+    config = sw.apply_overrides(sw.eie_base_config(layers=dict(mine=mine)), edit)
+    with pytest.raises(UserError, match=match):
+        sw.run_sweep(config, sw.sweep("eie.num_pes", [1, 2]), str(tmp_path))
+    assert not os.path.exists(tmp_path / sw.RESULTS_FILE)  # refused before any point ran
+
+
+def test_legend_title_names_the_series(tmp_path):
+    records = [
+        {"index": i, "overrides": {"layer": layer, "eie.num_pes": n}, "metrics": {"c": n}}
+        for i, (layer, n) in enumerate([("A", 1), ("A", 2), ("B", 1), ("B", 2)])
+    ]
+    spec = dict(x="eie.num_pes", y="c", series="layer", name="c.png")
+    legend = sw.figure(records, spec).axes[0].get_legend()
+    assert legend.get_title().get_text() == "layer"
+    assert [t.get_text() for t in legend.get_texts()] == ["A", "B"]
+    spec["legend_title"] = "benchmark layer"
+    title = sw.figure(records, spec).axes[0].get_legend().get_title().get_text()
+    assert title == "benchmark layer"
+    with pytest.raises(UserError, match="plot option 'legend'"):
+        sw.check_plot(dict(spec, legend="x"))
+
+
+def test_second_sweep_on_one_workdir_is_refused(tmp_path):
+    """While one process sweeps into a workdir, a second is refused in one line; a killed
+    holder releases the lock."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments.sweep",
+        "--config=configs/sweeps/fig8_fifo_depth.py:smoke",
+    ]
+    cmd.append(f"--workdir={tmp_path}")
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"error: --workdir={tmp_path} is in use by another process (pid {holder.pid}); wait "
+        "for it to finish or use another --workdir"
+    )
+    assert "Traceback" not in out.stderr and not os.path.exists(tmp_path / sw.RESULTS_FILE)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    records = sw.run_sweep(_small_eie_config(), _small_eie_axes()[:2], str(tmp_path))
+    assert len(records) == 2
+
+
+LOCK_HOLDER = """
+import sys, time
+from eie_jax import workdir
+with workdir.lock(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
 
 
 def test_sharded_over_8_devices_matches_one_device(tmp_path):

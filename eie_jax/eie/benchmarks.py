@@ -13,19 +13,24 @@ import dataclasses
 import numpy as np
 
 from eie_jax.eie.config import EIEConfig
+from eie_jax.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
 class LayerSpec:
-    """A Table III layer: W has out_features rows and in_features columns."""
+    """A layer for the benchmarks and sweeps: W has out_features rows, in_features columns.
+
+    The Table III layers carry the paper's times; a layer of one's own (`own_spec`) has
+    none.
+    """
 
     name: str
     in_features: int
     out_features: int
     weight_density: float
     act_density: float
-    paper_actual_us: float  # Table IV, 64 PEs at 800 MHz
-    paper_theoretical_us: float  # Table IV
+    paper_actual_us: float | None = None  # Table IV, 64 PEs at 800 MHz; None: not in it
+    paper_theoretical_us: float | None = None  # Table IV
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -49,8 +54,33 @@ LAYERS = {spec.name: spec for spec in TABLE_III}
 
 def get_spec(name: str) -> LayerSpec:
     if name not in LAYERS:
-        raise ValueError(f"layer={name!r}: unknown; allowed: {sorted(LAYERS)}")
+        raise UserError(f"layer={name!r}: unknown; allowed: {sorted(LAYERS)}")
     return LAYERS[name]
+
+
+def own_spec(name: str, fields, where: str = "layer") -> LayerSpec:
+    """A layer of one's own: fields = {out_features, in_features, weight_density,
+    act_density}, each checked (UserError naming `where.field` and the value)."""
+    fields = dict(fields)
+    allowed = ("out_features", "in_features", "weight_density", "act_density")
+    for key in fields:
+        if key not in allowed:
+            raise UserError(f"{where}.{key}: unknown field; allowed: {list(allowed)}")
+    for key in allowed:
+        if key not in fields:
+            raise UserError(f"{where}.{key}: missing; a layer needs {list(allowed)}")
+        value = fields[key]
+        if key.endswith("features"):
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+            rule = "an int >= 1"
+        else:
+            ok = isinstance(value, int | float) and 0.0 < value <= 1.0
+            rule = "a fraction in (0, 1]"
+        if not ok:
+            raise UserError(f"{where}.{key}={value!r}: must be {rule}")
+    if name in LAYERS:
+        raise UserError(f"{where}: {name!r} is a Table III layer; give your layer another name")
+    return LayerSpec(name, **{k: fields[k] for k in allowed})
 
 
 def synthetic_layer(
@@ -66,7 +96,8 @@ def synthetic_layer(
     rng = np.random.default_rng(seed)
     m, k = spec.shape
     keep = rng.random((m, k), dtype=np.float32) < spec.weight_density
-    codes = np.where(keep, rng.integers(1, cfg.codebook_size, (m, k), dtype=np.int8), 0)
+    # uint8 holds codes up to 255 (weight_bits=8) and draws what int8 drew below 128.
+    codes = np.where(keep, rng.integers(1, cfg.codebook_size, (m, k), dtype=np.uint8), 0)
     codebook = np.concatenate([[0.0], np.sort(0.1 * rng.standard_normal(cfg.codebook_size - 1))])
     x = np.abs(rng.standard_normal(k)) * (rng.random(k) < spec.act_density)
-    return codes.astype(np.int8), codebook.astype(np.float32), x.astype(np.float32)
+    return codes.astype(np.uint8), codebook.astype(np.float32), x.astype(np.float32)

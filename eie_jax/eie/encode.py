@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from eie_jax import storage
 from eie_jax.eie.config import EIEConfig
 
 
@@ -125,14 +126,9 @@ def encode(codes, codebook, cfg: EIEConfig, *, min_window: int = 0) -> EncodedLa
     span = 1 << cfg.index_bits
 
     # Expand each nonzero into its padding entries followed by itself.
-    per_nz = pads + 1
-    owner = np.repeat(np.arange(len(group)), per_nz)
-    first = np.cumsum(per_nz) - per_nz
-    step = np.arange(len(owner)) - first[owner]  # 0..pads within the owner's block
-    real = step == pads[owner]
+    owner, step, real, s_z = storage.expand_padding(gap, cfg.index_bits)
     s_group = group[owner]
     s_row = np.where(real, row[owner], prev[owner] + span * (step + 1))
-    s_z = np.where(real, gap[owner] - span * pads[owner], span - 1)
     s_code = np.where(real, code[owner], 0)
 
     counts = np.bincount(s_group, minlength=n * k).reshape(n, k)
@@ -171,19 +167,52 @@ def encode(codes, codebook, cfg: EIEConfig, *, min_window: int = 0) -> EncodedLa
     )
 
 
-def column_counts(codes, num_pes: int, index_bits: int) -> np.ndarray:
+def column_counts(codes, num_pes: int, index_bits: int, weight_bits: int = 4) -> np.ndarray:
     """(N, K) entries per PE and column, padding included, without building the streams.
 
     The same numbers as encode(...).counts at a fraction of the cost: what timing-only
-    design-space sweeps need.
+    design-space sweeps need. codes: (M, K) integers in [0, 2**weight_bits), 0 = pruned;
+    ValueError names anything else.
     """
     codes = np.asarray(codes)
     if codes.ndim != 2:
         raise ValueError(f"codes: expected a 2-D (M, K) array, got shape {codes.shape}")
-    nz = _nonzeros_in_sram_order(codes, num_pes, index_bits)
-    k = codes.shape[1]
-    counts = np.bincount(nz.group, weights=nz.pads + 1, minlength=num_pes * k)
-    return counts.astype(np.int32).reshape(num_pes, k)
+    _check_codes(codes, 1 << weight_bits)
+    rows, cols = np.nonzero(codes)
+    return entry_counts(rows, cols, codes.shape, num_pes, index_bits)[0]
+
+
+def entry_counts(rows, cols, shape: tuple[int, int], num_pes: int, index_bits: int):
+    """EIE's entries per PE and column, padding included: `encode(...).counts`.
+
+    The count alone, without building the streams (ISCA 2016, Sec. III-B): row r goes to PE
+    r mod N as local row r // N; a gap of g zero local rows before an entry of a PE's
+    column costs floor(g / 2**index_bits) padding entries. rows, cols: the nonzeros of W
+    (np.nonzero). Returns (counts (N, K) int32, num_padding).
+    """
+    m, k = shape
+    n = num_pes
+    r = -(-m // n)
+    dtype = np.int32 if k * n * r < 2**31 else np.int64
+    rows, cols = np.asarray(rows).astype(dtype), np.asarray(cols).astype(dtype)
+    slice_id = cols * n + rows % n  # (column, PE) slices, column-major
+    counts = np.bincount(slice_id, minlength=n * k)
+    padding = 0
+    if r > (1 << index_bits):  # otherwise no gap can reach 2**index_bits rows
+        # One sort by (column, PE, local row) replaces encode's dense (N, K, R) transpose.
+        key = np.sort(slice_id * r + rows // n)
+        ids = key // r
+        local = key - ids * r
+        gap = np.empty_like(local)
+        gap[0:1] = local[0:1]
+        gap[1:] = np.where(ids[1:] == ids[:-1], local[1:] - local[:-1] - 1, local[1:])
+        pads = gap >> index_bits
+        has = pads > 0
+        counts = counts + np.bincount(ids[has], weights=pads[has], minlength=n * k).astype(
+            counts.dtype
+        )
+        padding = int(pads.sum())
+    return counts.reshape(k, n).T.astype(np.int32), padding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,14 +248,7 @@ def _validate(codes, codebook, cfg: EIEConfig):
     codes = np.asarray(codes)
     if codes.ndim != 2 or codes.size == 0:
         raise ValueError(f"codes: expected a non-empty 2-D (M, K) array, got shape {codes.shape}")
-    if not np.issubdtype(codes.dtype, np.integer):
-        raise ValueError(f"codes: expected integers in [0, {cfg.codebook_size}), got {codes.dtype}")
-    lo, hi = int(codes.min()), int(codes.max())
-    if lo < 0 or hi >= cfg.codebook_size:
-        raise ValueError(
-            f"codes: values must be in [0, 2**weight_bits) = [0, {cfg.codebook_size}), "
-            f"got min {lo}, max {hi}"
-        )
+    _check_codes(codes, cfg.codebook_size)
     codebook = np.asarray(codebook, np.float32)
     if codebook.shape != (cfg.codebook_size,):
         raise ValueError(
@@ -236,3 +258,17 @@ def _validate(codes, codebook, cfg: EIEConfig):
     if codebook[0] != 0:
         raise ValueError(f"codebook: codebook[0] must be 0 (the pruned weight), got {codebook[0]}")
     return codes, codebook
+
+
+def _check_codes(codes: np.ndarray, codebook_size: int):
+    """ValueError unless codes are integers in [0, codebook_size)."""
+    if not np.issubdtype(codes.dtype, np.integer):
+        raise ValueError(f"codes: expected integers in [0, {codebook_size}), got {codes.dtype}")
+    if codes.size == 0:
+        return
+    lo, hi = int(codes.min()), int(codes.max())
+    if lo < 0 or hi >= codebook_size:
+        raise ValueError(
+            f"codes: values must be in [0, 2**weight_bits) = [0, {codebook_size}), "
+            f"got min {lo}, max {hi}"
+        )

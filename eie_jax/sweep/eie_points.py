@@ -1,0 +1,247 @@
+"""EIE design points (Han et al., ISCA 2016, Sec. VI: FIFO depth, PE count, index width).
+
+A point is one layer on one EIEConfig. The layer is synthetic (`benchmarks.synthetic_layer`):
+a Table III name, or a layer of one's own declared in `config.layers`:
+
+    config = eie_base_config(arg, layers=dict(
+        my_fc=dict(out_features=2048, in_features=1024, weight_density=0.1, act_density=0.5)))
+    config.layer = 'my_fc'   # or sweep('layer', ['my_fc', 'Alex-7']),
+                             # or sweep('layers.my_fc.weight_density', [0.05, 0.1, 0.2])
+
+Entry counts are computed once per (layer, num_pes, index_bits) on the host
+(`eie.encode.entry_counts`); the cycles of all points come from `batching.iter_cycles`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from eie_jax import eie, storage, workdir
+from eie_jax.eie import benchmarks, metrics
+from eie_jax.eie.encode import entry_counts
+from eie_jax.errors import UserError
+from eie_jax.sweep.axes import Overrides, product, sweep
+from eie_jax.sweep.batching import iter_cycles
+
+# What `eie_metrics` returns for each point: the fields a plot's y may name.
+METRICS = (
+    "total_cycles", "time_us", "load_efficiency", "busy_entries", "real_work_ratio",
+    "num_entries", "num_padding", "padding_share", "storage_bits", "broadcasts",
+)  # fmt: skip
+
+
+def eie_base_config(arg=None, *, layers=None, **eie_fields) -> ml_collections.ConfigDict:
+    """Base config of an EIE design-point sweep: one layer on one EIEConfig.
+
+    Fields: layer (a Table III name or a key of `layers`), layers (only when given: layers
+    of one's own, name -> {out_features, in_features, weight_density, act_density}), seed
+    (of the synthetic layer), layer_scale (shrinks both dimensions, for smoke runs; the
+    shapes simulated are logged), counts_from ('counts': entry counts alone, or 'encode':
+    eie.encode), eie (the EIEConfig fields, eie_fields overriding the defaults),
+    max_batch_elements (int32 counts per compiled call), plots. arg='smoke' shrinks the
+    layers to 5 % of each dimension.
+    """
+    if arg not in (None, "smoke"):
+        raise UserError(f"config arg={arg!r}: allowed: None or 'smoke'")
+    config = ml_collections.ConfigDict()
+    config.runner = "eie"
+    config.layer = "Alex-7"
+    if layers:
+        config.layers = {name: dict(fields) for name, fields in layers.items()}
+        config.layer = next(iter(layers))
+    config.seed = 0
+    config.layer_scale = 1.0
+    config.counts_from = "counts"
+    config.eie = ml_collections.ConfigDict(dataclasses.asdict(eie.EIEConfig()))
+    config.eie.update(eie_fields)
+    config.max_batch_elements = 1 << 25
+    config.plots = []
+    if arg == "smoke":
+        config.layer_scale = 0.05
+    return config
+
+
+def table_iii_sweep(
+    field: str, values, arg=None, *, smoke_values, smoke_layers=("Alex-7", "NT-We")
+):
+    """The nine EIE Table III layers x values of one field (two layers, fewer values for smoke)."""
+    layers = [spec.name for spec in benchmarks.TABLE_III]
+    if arg == "smoke":
+        layers, values = list(smoke_layers), smoke_values
+    return product(sweep("layer", layers), sweep(field, list(values)))
+
+
+def eie_config_of(config: ml_collections.ConfigDict) -> eie.EIEConfig:
+    """The validated EIEConfig of one point (the error names the bad field)."""
+    try:
+        return eie.EIEConfig(**config.eie.to_dict())
+    except (TypeError, ValueError) as e:
+        raise UserError(f"config.eie: {e}") from e
+
+
+def layer_spec_of(config: ml_collections.ConfigDict) -> benchmarks.LayerSpec:
+    """config.layer's spec: a layer of `config.layers`, else a Table III layer."""
+    own = config.get("layers", None) or {}
+    if config.layer in own:
+        return benchmarks.own_spec(config.layer, own[config.layer], f"config.layers.{config.layer}")
+    if config.layer not in benchmarks.LAYERS:
+        allowed = sorted(own) + [spec.name for spec in benchmarks.TABLE_III]
+        raise UserError(
+            f"config.layer={config.layer!r}: unknown; allowed: {allowed} (declare a layer of "
+            "your own in config.layers)"
+        )
+    return benchmarks.LAYERS[config.layer]
+
+
+@dataclasses.dataclass(frozen=True)
+class EIEPoint:
+    """Host-side inputs of one design point: counts over its broadcast columns only."""
+
+    cfg: eie.EIEConfig
+    counts: np.ndarray  # (N, K_active)
+    num_entries: int
+    num_padding: int
+    real_active: int  # real (unpadded) entries in broadcast columns
+    shape: tuple[int, int]
+
+
+class EIEHost:
+    """Caches synthetic layers and entry counts so each (layer, N, index_bits) is done once.
+
+    log: where the shape each layer is simulated at goes (once per layer).
+    """
+
+    def __init__(self, log: Callable[[str], None] | None = None):
+        self.log = log or (lambda msg: logging.info("%s", msg))
+        self.layers, self.counts, self.active = {}, {}, {}
+
+    def point(self, config: ml_collections.ConfigDict) -> EIEPoint:
+        cfg = eie_config_of(config)
+        if not config.layer_scale > 0:
+            raise UserError(f"config.layer_scale={config.layer_scale!r}: must be > 0")
+        if config.counts_from not in ("counts", "encode"):
+            raise UserError(
+                f"config.counts_from={config.counts_from!r}: must be 'counts' or 'encode'"
+            )
+        spec = layer_spec_of(config)
+        layer_key = (spec, config.seed, config.layer_scale, cfg.weight_bits)
+        if layer_key not in self.layers:
+            self.layers[layer_key] = self._layer(spec, config, cfg)
+        codes, codebook, x, rows, cols = self.layers[layer_key]
+        count_key = (layer_key, cfg.num_pes, cfg.index_bits, config.counts_from)
+        if count_key not in self.counts:
+            if config.counts_from == "encode":
+                layer = eie.encode(codes, codebook, cfg)
+                self.counts[count_key] = (np.asarray(layer.counts), layer.num_padding)
+            else:
+                self.counts[count_key] = entry_counts(
+                    rows, cols, codes.shape, cfg.num_pes, cfg.index_bits
+                )
+        counts, num_padding = self.counts[count_key]
+        active_key = (layer_key, cfg.act_frac_bits)
+        if active_key not in self.active:
+            # Broadcast iff the quantised activation is nonzero (the LNZD skips the rest).
+            # fixed_point.quantize in NumPy (float32, round half to even): no device call.
+            active = np.round(np.float32(x) * np.float32(1 << cfg.act_frac_bits)) != 0
+            per_col = np.bincount(cols, minlength=codes.shape[1])
+            self.active[active_key] = (active, int(per_col[active].sum()))
+        active, real_active = self.active[active_key]
+        return EIEPoint(
+            cfg=cfg,
+            counts=counts[:, active],
+            num_entries=int(counts.sum()),
+            num_padding=num_padding,
+            real_active=real_active,
+            shape=codes.shape,
+        )
+
+    def _layer(self, spec, config, cfg):
+        scale = config.layer_scale
+        scaled = dataclasses.replace(
+            spec,
+            in_features=max(1, round(spec.in_features * scale)),
+            out_features=max(1, round(spec.out_features * scale)),
+        )
+        m, k = scaled.shape
+        note = (
+            "" if scale == 1 else f" (layer_scale {scale:g} of {spec.shape[0]} x {spec.shape[1]})"
+        )
+        self.log(
+            f"sweep: layer {spec.name} simulated as {m} x {k}{note}, weight density "
+            f"{spec.weight_density:g}, activation density {spec.act_density:g}, seed {config.seed}"
+        )
+        codes, codebook, x = benchmarks.synthetic_layer(scaled, config.seed, cfg)
+        rows, cols = (a.astype(np.int32) for a in np.nonzero(codes))
+        return codes, codebook, x, rows, cols
+
+
+def eie_metrics(point: EIEPoint, pe_cycles, pe_busy) -> dict:
+    """The metrics of one design point (ISCA 2016, Sec. VI and Figs. 8, 11-13).
+
+    total_cycles = max_k pe_cycles; load_efficiency = mean(pe_busy) / total_cycles;
+    real_work_ratio = real entries / all entries processed (padding is the difference);
+    storage_bits = entries * (weight_bits + index_bits) + N * (K + 1) * 16-bit pointers.
+    """
+    cfg = point.cfg
+    total = int(np.max(pe_cycles, initial=0))
+    busy = int(np.sum(pe_busy))
+    return {
+        "total_cycles": total,
+        "time_us": total / cfg.clock_mhz,
+        "load_efficiency": metrics.load_efficiency(pe_busy, total),
+        "busy_entries": busy,
+        "real_work_ratio": point.real_active / busy if busy > 0 else 1.0,
+        "num_entries": point.num_entries,
+        "num_padding": point.num_padding,
+        "padding_share": point.num_padding / max(point.num_entries, 1),
+        "storage_bits": point.num_entries * (cfg.weight_bits + cfg.index_bits)
+        + cfg.num_pes * (point.shape[1] + 1) * storage.EIE_POINTER_BITS,
+        "broadcasts": int(point.counts.shape[1]),
+    }
+
+
+def prepare_eie_points(
+    config: ml_collections.ConfigDict,
+    points: Sequence[Overrides],
+    log: Callable[[str], None] | None = None,
+) -> list[EIEPoint]:
+    """Host inputs of each point (validated; counts computed once per layer and N)."""
+    host = EIEHost(log)
+    return [host.point(workdir.apply_overrides(config, p)) for p in points]
+
+
+def iter_eie_metrics(
+    config: ml_collections.ConfigDict,
+    points: Sequence[Overrides],
+    *,
+    devices: Sequence[jax.Device] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Iterator[list[tuple[int, dict]]]:
+    """The metrics of every design point, chunk by chunk as they finish: [(i, metrics)].
+
+    The one code path from a design point to its numbers: the sweep runner and the
+    benchmarks both go through it.
+    """
+    prepared = prepare_eie_points(config, points, log)
+    for chunk, cycles, busy in iter_cycles(
+        [p.counts for p in prepared],
+        [p.cfg.fifo_depth for p in prepared],
+        devices=devices,
+        max_batch_elements=config.max_batch_elements,
+    ):
+        yield [(i, eie_metrics(prepared[i], cycles[j], busy[j])) for j, i in enumerate(chunk)]
+
+
+def evaluate_eie_points(config, points, **kwargs) -> list[dict]:
+    """iter_eie_metrics collected: the metrics of each point, in point order."""
+    out = [None] * len(points)
+    for chunk in iter_eie_metrics(config, points, **kwargs):
+        for i, m in chunk:
+            out[i] = m
+    return out

@@ -1,0 +1,98 @@
+"""run_sweep: every point of a sweep not already in its workdir, under the workdir's lock.
+
+- `config.runner == 'eie'`: EIE design points, batched (`eie_points.iter_eie_metrics`).
+- `config.runner == 'train'`: one training run per point, one after another, through the
+  function named by `config.train_fn` (`train_fn(config[, workdir]) -> metrics`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+from collections.abc import Callable, Sequence
+
+import jax
+import ml_collections
+from absl import logging
+
+from eie_jax import workdir as workdirs
+from eie_jax.errors import UserError
+from eie_jax.sweep.axes import Overrides, expand, point_key
+from eie_jax.sweep.eie_points import iter_eie_metrics
+from eie_jax.sweep.store import Progress, ResultStore, load_results
+
+RUNNERS = ("eie", "train")
+
+
+def run_sweep(
+    config: ml_collections.ConfigDict,
+    axes: Sequence[Overrides],
+    workdir: str,
+    *,
+    devices: Sequence[jax.Device] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> list[dict]:
+    """Runs every point of the sweep not already in workdir; returns all records.
+
+    Raises UserError for an unknown runner or field, an invalid point, a workdir that
+    holds another sweep, or one that another process is sweeping into.
+    """
+    log = log or (lambda msg: logging.info("%s", msg))
+    runner = config.get("runner", None)
+    if runner not in RUNNERS:
+        raise UserError(f"config.runner={runner!r}: must be one of {RUNNERS}")
+    points = expand(config, axes)
+    with workdirs.lock(workdir):
+        store = ResultStore(workdir)
+        done = store.open(config, points)
+        pending = [(i, p) for i, p in enumerate(points) if point_key(p) not in done]
+        progress = Progress(len(points), len(points) - len(pending), log)
+        log(
+            f"sweep: {len(points)} points, {len(points) - len(pending)} already done, "
+            f"runner {runner!r}, workdir {workdir}"
+        )
+        if pending and runner == "eie":
+            _run_eie_points(config, pending, store, progress, devices, log)
+        elif pending:
+            _run_training_points(config, pending, store, progress)
+        return load_results(workdir)
+
+
+def _run_eie_points(config, pending, store: ResultStore, progress: Progress, devices, log):
+    overrides = [p for _, p in pending]
+    for chunk in iter_eie_metrics(config, overrides, devices=devices, log=log):
+        records = [
+            {"index": pending[i][0], "overrides": pending[i][1], "metrics": metrics}
+            for i, metrics in chunk
+        ]
+        store.append(records)
+        progress.update(len(records))
+
+
+def resolve_fn(path: str) -> Callable:
+    """The function named by 'package.module.fn' or 'package.module:fn'."""
+    module_name, sep, attr = path.partition(":")
+    if not sep:
+        module_name, _, attr = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise UserError(f"config.train_fn={path!r}: cannot import {module_name!r} ({e})") from e
+    if not callable(getattr(module, attr, None)):
+        raise UserError(f"config.train_fn={path!r}: {module_name!r} has no function {attr!r}")
+    return getattr(module, attr)
+
+
+def _run_training_points(config, pending, store: ResultStore, progress: Progress):
+    train_fn = resolve_fn(config.train_fn)
+    takes_workdir = "workdir" in inspect.signature(train_fn).parameters
+    # Every point's config is checked before the first one trains.
+    configs = [(i, p, workdirs.apply_overrides(config, p)) for i, p in pending]
+    for index, overrides, point_config in configs:
+        kwargs = {}
+        if takes_workdir:
+            kwargs["workdir"] = os.path.join(store.workdir, "points", f"{index:05d}")
+        metrics = train_fn(point_config, **kwargs)
+        store.append([{"index": index, "overrides": overrides, "metrics": metrics}])
+        progress.update(1)
