@@ -31,31 +31,28 @@ def get_config(arg=None):
     # single-run defaults: 20 dense epochs, 16 retraining epochs, 4 fine-tuning epochs.
     base.train.epochs = 1 if smoke else 20
     base.prune.update(
-        method="magnitude",
+        score="magnitude",
+        structure="unstructured",
+        # Deep Compression's per-layer ratios (Table 1), rescaled to 9 % overall.
+        distribution="global",
+        target_density=0.09,
         schedule="iterative",
         rounds=2 if smoke else 4,
-        epochs_per_round=1 if smoke else 4,
+        epochs=2 if smoke else 16,
         # Adam retraining at 1e-4 (the SGD-era 1/10 rule) leaves a pruned net ~4 points
         # below its dense accuracy after 16 epochs here; 1e-3 recovers most of it.
         learning_rate=1e-3,
-        target_density=0.09,
         penalty=0.0,
-    )
-    # Deep Compression's per-layer ratios (Table 1), rescaled to 9 % overall by
-    # target_density; num_pes, n and m are read only by the balanced and n_m rules.
-    base.prune.rule = dict(
-        rule="sparsity",
         sparsity=0.92,
-        layers=dict(fc1=dict(sparsity=0.92), fc2=dict(sparsity=0.91), fc3=dict(sparsity=0.74)),
-        num_pes=64,
-        n=2,
-        m=4,
+        num_pes=64,  # read by the balanced structure only
+    )
+    base.prune.layers = dict(
+        fc1=dict(sparsity=0.92), fc2=dict(sparsity=0.91), fc3=dict(sparsity=0.74)
     )
     base.share.update(method="kmeans", bits=4, finetune_epochs=1 if smoke else 4)
     if "distill" in base:
         base.distill.weight = 0.0
     base.hw_loss = dict(hw_loss.DEFAULTS)
-    epochs = base.prune.rounds * base.prune.epochs_per_round
 
     config = ml_collections.ConfigDict()
     config.base = base
@@ -63,28 +60,23 @@ def get_config(arg=None):
         magnitude=dict(label="magnitude (Deep Compression)", overrides=dict()),
         balanced=dict(
             label="load-balanced (ESE, 64 PEs)",
-            overrides=dict(prune=dict(rule=dict(rule="balanced"))),
+            overrides=dict(prune=dict(structure="balanced")),
         ),
         n_m=dict(
             label="2:4 (50 %, reference)",
             overrides=dict(
-                prune=dict(
-                    schedule="one_shot",
-                    epochs_per_round=epochs,
-                    target_density=0.0,
-                    rule=dict(rule="n_m"),
-                )
+                prune=dict(schedule="one_shot", distribution="per_layer", structure="n_m")
             ),
         ),
         # The ablation of hw_loss: the same learned masks without the hardware term.
         scores=dict(
             label="learned masks (no hw-loss)",
-            overrides=dict(prune=dict(method="scores", rounds=1, epochs_per_round=epochs)),
+            overrides=dict(prune=dict(score="learned")),
         ),
         hw_loss=dict(
             label="hw-loss (learned masks + EIE cycles)",
             overrides=dict(
-                prune=dict(method="scores", rounds=1, epochs_per_round=epochs),
+                prune=dict(score="learned"),
                 hw_loss=dict(weight=3.0, act_temperature=0.25),
             ),
         ),

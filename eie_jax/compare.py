@@ -129,7 +129,7 @@ def eie_inputs(model, dataset, report) -> list[tuple[hardware.FCLayer, eie.EIECo
     (report['layers'][name]). Which inputs are nonzero does not depend on the PE count.
     """
     base = eie.EIEConfig.from_dict(report["eie_config"])
-    h = np.asarray(pipeline._fc_input(model, jnp.asarray(dataset.test.images)))
+    h = pipeline.fc_input(model, dataset.test.images)
     out = []
     for layer in pipeline.fc_stack(model):
         entry = report["layers"][layer.name]
@@ -218,46 +218,27 @@ def per_channel_int4_accuracy(model, dataset, config) -> float:
     return pipeline.accuracy(model, dataset.test.images, dataset.test.labels)
 
 
-def layer_runs(report) -> list[hardware.LayerRun]:
-    """The EIE stage's per-layer runs, from a pipeline report (its layers with cycles)."""
-    return [
-        hardware.LayerRun(
-            name=name,
-            cycles=entry["cycles"],
-            time_us=entry["time_us"],
-            load_efficiency=entry["load_efficiency"],
-            num_entries=entry["eie_entries"],
-            num_padding=entry["eie_padding"],
-            act_frac_bits=entry["act_frac_bits"],
-            weight_frac_bits=entry["weight_frac_bits"],
-        )
-        for name, entry in report["layers"].items()
-        if "cycles" in entry
-    ]
-
-
 def evaluate_run(run_config, ckpt_dir, report, dataset, num_pes) -> dict:
     """The row of one run: its report at num_pes[0], and EIE's timing at the other PE counts
     (same outputs and accuracy: the arithmetic does not depend on the PE count)."""
     start = time.time()
-    model = _restore(run_config, os.path.join(ckpt_dir, "3_shared.npz"))
+    model = _restore(run_config, os.path.join(ckpt_dir, "3_shared"))
     inputs = eie_inputs(model, dataset, report)
     broadcasts = [float(active.sum(axis=1).mean()) for _, _, active in inputs]
     clock = run_config.eie.clock_mhz
-    on_eie = {str(num_pes[0]): eie_summary(layer_runs(report), broadcasts, clock)}
+    hw = pipeline.stage_result(ckpt_dir, "4_eie")  # the typed EIE stage result
+    on_eie = {str(num_pes[0]): eie_summary(hw.runs, broadcasts, clock)}
     for n in num_pes[1:]:
         runs = [cycles_on(layer, cfg.replace(num_pes=n), active) for layer, cfg, active in inputs]
         on_eie[str(n)] = eie_summary(runs, broadcasts, clock)
 
-    pruned = os.path.join(ckpt_dir, "2_pruned.npz")
-    quantized = _restore(run_config, pruned)
-    pipeline.quantize(quantized, run_config)
+    pruned = os.path.join(ckpt_dir, "2_pruned")
     row = dict(
         weights_kept=report["storage"]["weights_kept"],
         layers_kept={k: v["weights_kept"] for k, v in report["layers"].items()},
         dense_accuracy=report["dense_accuracy"],
         pruned_accuracy=report["pruned_accuracy"],
-        quantized_accuracy=pipeline.accuracy(quantized, dataset.test.images, dataset.test.labels),
+        quantized_accuracy=report["quantized_accuracy"],
         compressed_accuracy=report["compressed_accuracy"],
         eie_accuracy=report["eie_accuracy"],
         eie_equals_fixed_point=report["eie_equals_fixed_point"],
@@ -275,9 +256,11 @@ def evaluate_run(run_config, ckpt_dir, report, dataset, num_pes) -> dict:
 
 
 def _copy_if_missing(src, dst) -> bool:
-    if os.path.exists(src) and not os.path.exists(dst):
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copyfile(src, dst)
+    """Copies a stage checkpoint (a directory) unless dst has one; via a temporary name."""
+    if os.path.isdir(src) and not os.path.exists(dst):
+        shutil.rmtree(dst + ".tmp", ignore_errors=True)
+        shutil.copytree(src, dst + ".tmp")
+        os.replace(dst + ".tmp", dst)
         return True
     return False
 
@@ -293,10 +276,8 @@ def run_one(run, workdir, dataset, num_pes) -> dict:
     run_dir = os.path.join(workdir, "runs", f"{name}-{keys['run']}")
     ckpt = os.path.join(run_dir, "checkpoints")
     shared = {
-        "1_dense.npz": os.path.join(workdir, "stages", f"dense-{keys['dense']}.npz"),
-        "2_pruned.npz": os.path.join(
-            workdir, "stages", f"{run['method']}-pruned-{keys['pruned']}.npz"
-        ),
+        "1_dense": os.path.join(workdir, "stages", f"dense-{keys['dense']}"),
+        "2_pruned": os.path.join(workdir, "stages", f"{run['method']}-pruned-{keys['pruned']}"),
     }
     for stage, path in shared.items():
         if _copy_if_missing(path, os.path.join(ckpt, stage)):

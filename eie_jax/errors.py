@@ -60,3 +60,10 @@ def flags_parser(argv):
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+
+
+def run(main: Callable) -> None:
+    """`absl.app.run` for an experiment: user errors (in flags or in main) as one line, exit 2."""
+    from absl import app
+
+    app.run(run_main(main), flags_parser=flags_parser)

@@ -25,7 +25,7 @@ from absl import logging
 from flax import nnx
 
 from eie_jax import checkpoint, data, hardware, hw_loss, models, prune, share, storage
-from eie_jax.errors import UserError
+from eie_jax import workdir as workdirs
 from eie_jax.layers import compressible_layers
 from eie_jax.report import to_markdown
 from eie_jax.run_config import (
@@ -235,10 +235,26 @@ def run_stage(name, fn, model, ckpt_dir, result_type=StageResult):
     return result
 
 
+STAGE_RESULTS = dict(zip(STAGES, (StageResult, PruneResult, ShareResult, EIEResult), strict=True))
+
+
+def stage_result(ckpt_dir: str, name: str) -> StageResult:
+    """The typed result a finished stage recorded in its checkpoint (no model needed)."""
+    return STAGE_RESULTS[name](**checkpoint.read_meta(os.path.join(ckpt_dir, name)))
+
+
 def train_and_evaluate(config, workdir: str) -> dict:
-    """Runs every stage, writes WORKDIR/report.{json,md} and checkpoints; returns the report."""
+    """Runs every stage, writes WORKDIR/report.{json,md} and checkpoints; returns the report.
+
+    Holds WORKDIR's lock throughout: a second run on the same workdir is refused.
+    """
     validate_config(config)
-    _check_same_config(config, workdir)
+    workdirs.check_same_config(workdir, config, "config.json")
+    with workdirs.lock(workdir):
+        return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config, workdir: str) -> dict:
     t0 = time.time()
     dataset = data.load_dataset(
         config.dataset,
@@ -349,34 +365,3 @@ def sweep_point(config, workdir: str) -> dict:
     summary["eie_cycles"] = sum(v.get("cycles", 0.0) for v in result["layers"].values())
     summary["seconds"] = result["seconds"]["total"]
     return summary
-
-
-def _check_same_config(config, workdir) -> None:
-    """Writes WORKDIR/config.json, or refuses to resume a workdir made with another config."""
-    try:
-        os.makedirs(workdir, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"--workdir={workdir}: cannot create it ({e.strerror})") from None
-    path = os.path.join(workdir, "config.json")
-    current = json.loads(config.to_json())
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)
-        if saved != current:
-            changed = sorted(_diff(saved, current))
-            raise UserError(
-                f"{workdir} holds a run with another config (fields differ: {', '.join(changed)});"
-                " use a new --workdir or delete the old one"
-            )
-        return
-    with open(path + ".tmp", "w") as f:
-        json.dump(current, f, indent=2)
-    os.replace(path + ".tmp", path)
-
-
-def _diff(a, b, prefix=""):
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            yield from _diff(a.get(key), b.get(key), f"{prefix}{key}.")
-    elif a != b:
-        yield prefix.rstrip(".")

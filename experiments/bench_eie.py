@@ -20,7 +20,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from eie_jax import eie, errors, plotting, sweep
@@ -193,4 +193,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(errors.run_main(main))
+    errors.run(main)

@@ -17,7 +17,7 @@ import time
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from eie_jax import eie, errors, sweep
 from eie_jax.eie import benchmarks
@@ -162,4 +162,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(errors.run_main(main))
+    errors.run(main)

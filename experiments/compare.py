@@ -10,7 +10,7 @@ verdict's target, --config.verdicts.balanced_load_efficiency.above=0.8; the fiel
 described in configs/compare_lenet_300_100.py and eie_jax/compare_report.py (verdicts).
 """
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from eie_jax import compare, errors
@@ -27,4 +27,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(errors.run_main(main))
+    errors.run(main)

@@ -6,7 +6,7 @@ Writes WORKDIR/report.json, WORKDIR/report.md and WORKDIR/checkpoints/<stage>/; 
 the same command resumes after the last finished stage.
 """
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from eie_jax import errors, pipeline
@@ -25,4 +25,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(errors.run_main(main), flags_parser=errors.flags_parser)
+    errors.run(main)

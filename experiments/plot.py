@@ -8,7 +8,7 @@ config's `plots` are drawn instead (the results must come from the same sweep). 
 of `config.plots` is a dict of these options (eie_jax/sweep/plot.py):
 """
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from eie_jax import errors, sweep
@@ -33,4 +33,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(errors.run_main(main))
+    errors.run(main)

@@ -11,7 +11,7 @@ the fields are described in the config file and in eie_jax/sweep/eie_points.py
 refused, and so is a second process on the same workdir.
 """
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from eie_jax import errors, sweep
@@ -38,4 +38,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(errors.run_main(main))
+    errors.run(main)

@@ -72,7 +72,7 @@ def test_smoke_writes_the_table_with_every_method(smoke_run):
     assert set(result["verdicts"]["kmeans_vs_linear"]) == set(METHODS)
     # The dense network is trained once, each method's pruned network once.
     assert log.count("[dense] epoch 1/") == 1
-    assert log.count("2_pruned.npz from") == 5  # each linear run starts from its k-means twin
+    assert log.count("2_pruned from") == 5  # each linear run starts from its k-means twin
     for line in ("[compare] run 1/10", "[compare] done 10/10", "[prune/scores]"):
         assert line in log
 
@@ -96,7 +96,7 @@ def test_other_pe_counts_time_like_the_full_simulation(smoke_run, data_dir):
     with open(os.path.join(run_dir, "report.json")) as f:
         report = json.load(f)
     model = models.get_model("lenet_300_100", rngs=nnx.Rngs(0))
-    checkpoint.restore(os.path.join(run_dir, "checkpoints", "3_shared.npz"), model)
+    checkpoint.restore(os.path.join(run_dir, "checkpoints", "3_shared"), model)
     dataset = data.load_dataset("mnist", data_dir, validation_size=200, seed=0)
     inputs = compare.eie_inputs(model, dataset, report)
     for layer, cfg, active in inputs:
@@ -120,7 +120,7 @@ def test_runs_share_dense_and_pruned_stages():
     assert len({next(iter(v)) for v in pruned.values()}) == len(METHODS)
     assert len({k["run"] for _, _, k in keys}) == len(runs)
     by_name = {(r["method"], r["quantizer"]): r["config"] for r in runs}
-    assert by_name["balanced", "linear"].prune.rule.rule == "balanced"
+    assert by_name["balanced", "linear"].prune.structure == "balanced"
     assert by_name["hw_loss", "kmeans"].hw_loss.weight > 0
     assert by_name["n_m", "kmeans"].share.method == "kmeans"
     assert by_name["n_m", "linear"].share.method == "linear"
@@ -205,7 +205,7 @@ def test_linear_quantiser_freezes_an_int4_grid_that_finetuning_keeps(data_dir):
     base = _smoke(data_dir).base
     dataset = data.load_dataset("mnist", data_dir, validation_size=100, seed=0)
     model = models.get_model("lenet_300_100", rngs=nnx.Rngs(0))
-    prune.prune_model(model, dict(rule="sparsity", sparsity=0.9))
+    prune.prune_model(model, dict(sparsity=0.9))
     state = nnx.split(model)
     for method in ("linear", "kmeans"):
         config = copy.deepcopy(base)

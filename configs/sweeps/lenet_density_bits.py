@@ -26,6 +26,7 @@ def get_config(arg=None):
     if not isinstance(config, ml_collections.ConfigDict):
         raise ValueError("configs/lenet_300_100.py: get_config must return a ConfigDict")
     config.unlock()
+    config.prune.distribution = "global"  # target_density sets the overall kept fraction
     config.runner = "train"
     config.train_fn = "eie_jax.pipeline.sweep_point"
     common = dict(x=DENSITY_FIELD, series=BITS_FIELD, xlabel="weights kept (target density)")
