@@ -6,6 +6,7 @@ Prints one row per layer: cycles and median wall time (after compilation) of the
 the rtl timing, and their ratio, all measured in the same run.
 """
 
+import functools
 import statistics
 import time
 
@@ -47,7 +48,8 @@ def main(argv):
         for mode in ("paper", "rtl"):
             mcfg = cfg.replace(timing=mode)
             cycles = int(eie.simulate_cycles(layer, x, mcfg)[0].max())
-            seconds = median_time(lambda c=mcfg: eie.simulate_cycles(layer, x, c), _REPEATS.value)
+            run = functools.partial(eie.simulate_cycles, layer, x, mcfg)
+            seconds = median_time(run, _REPEATS.value)
             row[mode] = (cycles, seconds)
         (pc, ps), (rc, rs) = row["paper"], row["rtl"]
         print(f"| {spec.name} | {pc} | {rc} | {1e3 * ps:.2f} | {1e3 * rs:.2f} | {rs / ps:.2f} |")
