@@ -32,13 +32,17 @@ def bar_plot(path, labels, series, *, ylabel, title):
     fig, ax = plt.subplots(figsize=(11, 4.6))
     width = 0.8 / len(series)
     xs = np.arange(len(labels))
+    colors = plt.get_cmap("tab20").colors
     for i, (name, ys) in enumerate(series.items()):
-        ax.bar(xs + (i - (len(series) - 1) / 2) * width, ys, width, label=name)
+        offset = (i - (len(series) - 1) / 2) * width
+        ax.bar(xs + offset, ys, width, label=name, color=colors[i % len(colors)])
     ax.set_xticks(xs, labels, fontsize=8)
     ax.set_yscale("log")
+    top = max(max(ys) for ys in series.values())
+    ax.set_ylim(top=top * 1e3)  # room for the legend above the bars
     ax.set(ylabel=ylabel, title=title)
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=7, ncol=4)
+    ax.legend(fontsize=7, ncol=4, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
