@@ -4,8 +4,9 @@
         --workdir=runs/crossover
 
 At batch 1 on a size x size matrix of uniformly random nonzeros, for each density: the
-median wall time (after compilation) of a jitted dense matvec, scipy CSR, and
-jax.experimental.sparse BCOO and BCSR (jitted); each sparse format's speedup over dense;
+median wall time (after compilation; the four interleaved round by round) of a jitted
+dense matvec, scipy CSR, and jax.experimental.sparse BCOO and BCSR (jitted); each sparse
+format's speedup over dense;
 and the EIE model's speedup at that density over its own 100 %-dense cycles (every
 activation nonzero, as the software gets no activation sparsity either; paper and rtl
 timing). Prints a table and the density at which each curve crosses 1x (log-linear
@@ -34,15 +35,21 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where results and the figure go
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def median_time(fn, repeats):
-    """Median wall time of fn() over `repeats` runs, after one run that compiles."""
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def interleaved_medians(fns: dict, repeats: int) -> dict:
+    """Median wall time of each fn() over `repeats` rounds, after one run that compiles.
+
+    Each round runs every fn once in turn, so a load spike on a shared machine hits all
+    of them alike and their ratios stay fair.
+    """
+    times = {name: [] for name in fns}
+    for fn in fns.values():
         jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 _matvec = jax.jit(lambda w, x: w @ x)
@@ -55,12 +62,13 @@ def software_times(w, x, repeats):
     wd, xd = jnp.asarray(w), jnp.asarray(x)
     bcoo = sparse.BCOO.fromdense(wd)
     bcsr = sparse.BCSR.fromdense(wd)
-    return {
-        "dense": median_time(lambda: _matvec(wd, xd), repeats),
-        "scipy CSR": median_time(lambda: csr @ x_np, repeats),
-        "BCOO": median_time(lambda: _matvec(bcoo, xd), repeats),
-        "BCSR": median_time(lambda: _matvec(bcsr, xd), repeats),
+    fns = {
+        "dense": lambda: _matvec(wd, xd),
+        "scipy CSR": lambda: csr @ x_np,
+        "BCOO": lambda: _matvec(bcoo, xd),
+        "BCSR": lambda: _matvec(bcsr, xd),
     }
+    return interleaved_medians(fns, repeats)
 
 
 def eie_cycles(mask, cfg):

@@ -20,4 +20,6 @@ def test_baseline_speedups_round_to_the_papers_fig6():
     np.testing.assert_array_equal(speed["CPU dense"], 1.0)
     np.testing.assert_array_equal(eff["CPU dense"], 1.0)
     assert round(baselines.geomean(baselines.PAPER_FIG6_EIE)) == baselines.PAPER_FIG6_GEOMEAN
-    assert abs(baselines.geomean(baselines.PAPER_FIG7_EIE) / baselines.PAPER_FIG7_GEOMEAN - 1) < 0.01
+    assert (
+        abs(baselines.geomean(baselines.PAPER_FIG7_EIE) / baselines.PAPER_FIG7_GEOMEAN - 1) < 0.01
+    )
