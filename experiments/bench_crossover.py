@@ -16,8 +16,6 @@ interpolation), writes WORKDIR/crossover.{json,md} and crossover_speedup_vs_dens
 import json
 import os
 import platform
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
@@ -29,27 +27,11 @@ from jax.experimental import sparse
 from ml_collections import config_flags
 
 from eie_jax import eie, errors, plotting
+from experiments.timer import interleaved_medians
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Benchmark config.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results and the figure go.")
 flags.mark_flags_as_required(["config", "workdir"])
-
-
-def interleaved_medians(fns: dict, repeats: int) -> dict:
-    """Median wall time of each fn() over `repeats` rounds, after one run that compiles.
-
-    Each round runs every fn once in turn, so a load spike on a shared machine hits all
-    of them alike and their ratios stay fair.
-    """
-    times = {name: [] for name in fns}
-    for fn in fns.values():
-        jax.block_until_ready(fn())
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            jax.block_until_ready(fn())
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 _matvec = jax.jit(lambda w, x: w @ x)

@@ -10,8 +10,6 @@ timings on issue 10's small case (1024x1024, 4 % weights, 30 % activations, 64 P
 """
 
 import functools
-import statistics
-import time
 
 import jax
 import numpy as np
@@ -19,6 +17,7 @@ from absl import app, flags
 
 from eie_jax import eie, errors
 from eie_jax.eie import benchmarks
+from experiments.timer import interleaved_medians
 
 _LAYERS = flags.DEFINE_list("layers", ["Alex-6"], "Table III layers to time.")
 _REPEATS = flags.DEFINE_integer("repeats", 20, "Timed runs per measurement (median).")
@@ -27,37 +26,26 @@ _SMALL_SEEDS = flags.DEFINE_integer("small_seeds", 3, "Random layers of the smal
 SMALL_DEPTHS = (1, 2, 8)
 
 
-def median_time(fn, repeats):
-    """Median wall time of fn() over `repeats` runs, after one run that compiles."""
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main(argv):
     del argv
     specs = [benchmarks.get_spec(name) for name in _LAYERS.value]
     if _REPEATS.value < 1:
         raise errors.UserError(f"--repeats={_REPEATS.value}: must be >= 1")
-    print(f"device: {jax.devices()[0]}; medians of {_REPEATS.value} runs after compilation")
+    print(
+        f"device: {jax.devices()[0]}; medians of {_REPEATS.value} interleaved runs after "
+        "compilation"
+    )
     print("| layer | paper cycles | rtl cycles | paper ms | rtl ms | rtl / paper time |")
     print("|---|---|---|---|---|---|")
     for spec in specs:
         cfg = eie.EIEConfig()
         codes, codebook, x = benchmarks.synthetic_layer(spec, _SEED.value, cfg)
         layer = eie.encode(codes, codebook, cfg)
-        row = {}
-        for mode in ("paper", "rtl"):
-            mcfg = cfg.replace(timing=mode)
-            cycles = int(eie.simulate_cycles(layer, x, mcfg)[0].max())
-            run = functools.partial(eie.simulate_cycles, layer, x, mcfg)
-            seconds = median_time(run, _REPEATS.value)
-            row[mode] = (cycles, seconds)
-        (pc, ps), (rc, rs) = row["paper"], row["rtl"]
+        cfgs = {mode: cfg.replace(timing=mode) for mode in ("paper", "rtl")}
+        runs = {m: functools.partial(eie.simulate_cycles, layer, x, c) for m, c in cfgs.items()}
+        seconds = interleaved_medians(runs, _REPEATS.value)
+        pc, rc = (int(runs[mode]()[0].max()) for mode in ("paper", "rtl"))
+        ps, rs = seconds["paper"], seconds["rtl"]
         print(f"| {spec.name} | {pc} | {rc} | {1e3 * ps:.2f} | {1e3 * rs:.2f} | {rs / ps:.2f} |")
     small_case()
 

@@ -135,20 +135,28 @@ def _expected_rtl_cycles(
     )
 
     def step(carry, xs):
+        # (g, end): the group and [q = N-1] of the previous broadcast, blended by its
+        # probability (0 before any, so that s_0 = 1 + g_0).
+        clock, g_prev, end_prev = carry
         column, n, ne, p = xs
-        return timing.rtl_step(carry, column, n, p, fifo_depth, num_pes, ne, **smooth), None
+        g, end = column // num_pes, column % num_pes == num_pes - 1
+        delta = 1 + g - g_prev - end_prev
+        clock = timing.rtl_step(clock, delta, n, p, fifo_depth, ne, **smooth)
+        return (clock, g_prev + p * (g - g_prev), end_prev + p * (end - end_prev)), None
 
     k = keep_prob.shape[1]
-    init = timing.initial_rtl(num_pes, history, counts.dtype)
+    zero = jnp.zeros((), counts.dtype)
+    init = (timing.initial_rtl(num_pes, history, counts.dtype), zero, zero)
     columns = jnp.arange(k)
-    carry, _ = jax.lax.scan(step, init, (columns, counts.T, nonempty.T, act_prob))
+    (clock, g_prev, end_prev), _ = jax.lax.scan(
+        step, init, (columns, counts.T, nonempty.T, act_prob)
+    )
     bias = bias_prob[:, None]
     pe_cycles = timing.rtl_finish(
-        carry,
+        clock,
+        1 + timing.bias_column(k, num_pes) // num_pes - g_prev - end_prev,
         expected_entries(bias, num_pes, index_bits)[:, 0],
-        timing.bias_column(k, num_pes),
         fifo_depth,
-        num_pes,
         nonempty_prob(bias, num_pes)[:, 0],
         **smooth,
     )

@@ -82,12 +82,17 @@ def _fixed_point_run(layer: ColumnSlices, xq, acc0, bias_counts, fifo_depth, **s
         rows = layer.rows[j].astype(jnp.int32)
         term = jnp.right_shift(w * a, weight_frac_bits)
         acc = fixed_point.saturating_add(acc, jnp.zeros_like(acc).at[pe_ids, rows].add(term))
-        clock = timing.step(mode, clock, j, counts_by_column[j], valid, fifo_depth, num_pes)
+        clock = timing.step(mode, clock, j, counts_by_column[j], valid, fifo_depth, deltas)
         return clock, acc
 
+    deltas, bias_delta = None, None
+    if mode == "rtl":
+        k = layer.shape[1]
+        bias_col = timing.bias_column(k, num_pes)
+        deltas, bias_delta = timing.send_deltas(jnp.arange(k), xq != 0, bias_col, num_pes)
     init = (timing.start(mode, num_pes, static["history"]), acc0)
     clock, acc = timing.for_each_broadcast(xq != 0, body, init)
-    pe_cycles = timing.finish(mode, clock, bias_counts, layer.shape[1], fifo_depth, num_pes)
+    pe_cycles = timing.finish(mode, clock, fifo_depth, bias_counts, bias_delta)
     busy = jnp.sum(jnp.where(xq[None, :] != 0, layer.counts, 0), axis=1)
     return acc[:, :-1], pe_cycles, busy
 

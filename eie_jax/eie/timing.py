@@ -91,38 +91,60 @@ def timing_step(carry, n, active, fifo_depth, work=None, pe_max=None):
 
 
 def initial_rtl(num_pes: int, history: int, dtype=jnp.int32):
-    """(free, last, s, g, end, hist): per PE the cycle it can pop next (pop + max(1, n))
-    and its last write (-1: none); the last send time, group and [q = N-1] (0 before any
-    item, which makes s_0 = 1 + g_0); the max pops of the last H items, most recent first.
+    """(free, done, s, hist): per PE the cycle it can pop next (pop + max(1, n)) and the
+    free cycle after its last nonempty item (last write = done + 4; -5: none yet); the
+    last send time; the max pops of the last H items, most recent first.
     """
     zero = jnp.asarray(0, dtype)
     return (
         jnp.zeros(num_pes, dtype),
-        jnp.full(num_pes, -1, dtype),
-        zero,
-        zero,
+        jnp.full(num_pes, -5, dtype),
         zero,
         jnp.zeros(history, dtype),
     )
 
 
-def _rtl_advance(carry, column, n, fifo_depth, num_pes, nonempty, max2, pe_max):
-    """The stepped state for an item at `column` with counts n (N,), and its unstalled send."""
-    free, last, s, g_prev, end_prev, hist = carry
-    g = jnp.asarray(column // num_pes)
-    sent = s + 1 + (g - g_prev) - end_prev
+def send_delta(column, prev_column, num_pes):
+    """s_i - s_{i-1} before the stall: 1 + (g_i - g_{i-1}) - [q_{i-1} = N-1]; 1 + g_0 for
+    the first item (prev_column < 0). Works on arrays and on probabilities' blends."""
+    first = prev_column < 0
+    g_prev = jnp.where(first, 0, prev_column // num_pes)
+    end_prev = jnp.where(first, 0, prev_column % num_pes == num_pes - 1)
+    return 1 + column // num_pes - g_prev - end_prev
+
+
+def send_deltas(columns, active, bias_col, num_pes):
+    """(K',) send_delta of every column given the previous active one, and the bias item's.
+
+    Precomputed before the loop, so a step only adds its delta to the last send time.
+    """
+    columns = jnp.asarray(columns, jnp.int32)
+    idx = jnp.arange(columns.shape[0])
+    upto = jax.lax.cummax(jnp.where(active, idx, -1))  # last active index <= i
+    prev = jnp.concatenate([jnp.full(1, -1, upto.dtype), upto[:-1]])
+    prev_col = jnp.where(prev >= 0, columns[jnp.maximum(prev, 0)], -1)
+    last = upto[-1] if columns.shape[0] else -1
+    last_col = jnp.where(last >= 0, columns[jnp.maximum(last, 0)], -1)
+    return send_delta(columns, prev_col, num_pes), send_delta(bias_col, last_col, num_pes)
+
+
+def _rtl_advance(carry, delta, n, fifo_depth, nonempty, max2, pe_max):
+    """The stepped state for an item with send delta `delta` and counts n (N,), and its
+    send time before the stall."""
+    free, done, s, hist = carry
+    sent = s + delta
     s_new = max2(sent, hist[fifo_depth - 1])  # hist is 0 for i < D: no stall
     pop = max2(free, s_new + 2)
+    free_new = pop + max2(n, 1)
     if nonempty is None:
-        last = jnp.where(n > 0, pop + n + 4, last)
-    else:  # a probability: last + P(nonempty) (pop + E[n | nonempty] + 4 - last)
-        last = last + nonempty * (pop + 4 - last) + n
-    end = jnp.asarray(column % num_pes == num_pes - 1, s.dtype)
+        done = jnp.where(n > 0, free_new, done)
+    else:  # a probability: done + P(nonempty) (pop + E[n | nonempty] - done)
+        done = done + nonempty * (pop - done) + n
     hist = jnp.concatenate([pe_max(pop)[None], hist[:-1]])
-    return (pop + max2(n, 1), last, s_new, g.astype(s.dtype), end, hist), sent
+    return (free_new, done, s_new, hist), sent
 
 
-def rtl_step(carry, column, n, active, fifo_depth, num_pes, nonempty=None, max2=None, pe_max=None):
+def rtl_step(carry, delta, n, active, fifo_depth, nonempty=None, max2=None, pe_max=None):
     """One item of the rtl recurrence; a no-op where `active` is False.
 
     `nonempty` (N,), the probability that each slice has an entry, `max2` (an elementwise
@@ -130,20 +152,18 @@ def rtl_step(carry, column, n, active, fifo_depth, num_pes, nonempty=None, max2=
     """
     max2 = max2 if max2 is not None else jnp.maximum
     pe_max = pe_max if pe_max is not None else jnp.max
-    stepped, _ = _rtl_advance(carry, column, n, fifo_depth, num_pes, nonempty, max2, pe_max)
+    stepped, _ = _rtl_advance(carry, delta, n, fifo_depth, nonempty, max2, pe_max)
     return _blend(active, stepped, carry)
 
 
-def rtl_finish(
-    carry, bias_counts, bias_column, fifo_depth, num_pes, nonempty=None, max2=None, pe_max=None
-):
+def rtl_finish(carry, bias_delta, bias_counts, fifo_depth, nonempty=None, max2=None, pe_max=None):
     """Runs the bias item and returns pe_cycles (N,) = max(last write + 1, t_empty, 9)."""
     max2 = max2 if max2 is not None else jnp.maximum
     pe_max = pe_max if pe_max is not None else jnp.max
-    (_, last, *_), t_empty = _rtl_advance(
-        carry, bias_column, bias_counts, fifo_depth, num_pes, nonempty, max2, pe_max
+    (_, done, _, _), t_empty = _rtl_advance(
+        carry, bias_delta, bias_counts, fifo_depth, nonempty, max2, pe_max
     )
-    return max2(last + 1, max2(t_empty, MIN_RTL_CYCLES))
+    return max2(done + 5, max2(t_empty, MIN_RTL_CYCLES))
 
 
 def bias_column(num_cols, num_pes):
@@ -232,14 +252,14 @@ def rtl_cycles_from_counts(
     pe_busy counts the activation items' entries only, as in paper mode.
     """
     counts_by_column = counts.T.astype(jnp.int32)
-    columns = jnp.asarray(columns, jnp.int32)
+    deltas, bias_delta = send_deltas(columns, active, bias_col, num_pes)
 
     def body(j, valid, timing):
-        return rtl_step(timing, columns[j], counts_by_column[j], valid, fifo_depth, num_pes)
+        return rtl_step(timing, deltas[j], counts_by_column[j], valid, fifo_depth)
 
     init = initial_rtl(counts.shape[0], history)
     carry = for_each_broadcast(active, body, init, unroll=4)
-    pe_cycles = rtl_finish(carry, bias_counts.astype(jnp.int32), bias_col, fifo_depth, num_pes)
+    pe_cycles = rtl_finish(carry, bias_delta, bias_counts.astype(jnp.int32), fifo_depth)
     return pe_cycles, _busy(counts, active)
 
 
@@ -250,14 +270,15 @@ def start(timing: str, num_pes: int, history: int):
     return initial_rtl(num_pes, history) if timing == "rtl" else initial_timing(num_pes, history)
 
 
-def step(timing: str, carry, column, n, valid, fifo_depth, num_pes: int):
+def step(timing: str, carry, j, n, valid, fifo_depth, deltas=None):
+    """One broadcast of column j; rtl needs send_deltas' per-column deltas."""
     if timing == "rtl":
-        return rtl_step(carry, column, n, valid, fifo_depth, num_pes)
+        return rtl_step(carry, deltas[j], n, valid, fifo_depth)
     return timing_step(carry, n, valid, fifo_depth)
 
 
-def finish(timing: str, carry, bias_counts, num_cols: int, fifo_depth, num_pes: int):
+def finish(timing: str, carry, fifo_depth, bias_counts=None, bias_delta=None):
     """pe_cycles (N,) from the loop's final carry (rtl: after the bias item)."""
     if timing == "rtl":
-        return rtl_finish(carry, bias_counts, bias_column(num_cols, num_pes), fifo_depth, num_pes)
+        return rtl_finish(carry, bias_delta, bias_counts, fifo_depth)
     return carry[0]
