@@ -76,17 +76,18 @@ def plan(layer, cfg, where: str = "layer") -> MemoryPlan:
     have = capacity_bytes(cfg)
     need = {name: int(np.max(getattr(layer, f"{name}_bytes"))) for name in SRAMS}
     short = [name for name in SRAMS if need[name] > have[name]]
+    remedy = {
+        "spmat": "use more PEs",
+        "ptr": "split the layer's inputs (pointers per PE grow with K, not N)",
+        "act": "use more PEs",
+    }
     for name in short:
         if name == "act" or cfg.dram_gbps <= 0:
-            fix = (
-                "set eie.dram_gbps > 0 to stream the weights from DRAM, or "
-                if name != "act"
-                else ""
-            )
+            stream = "set eie.dram_gbps > 0 to stream the weights from DRAM, or " * (name != "act")
             raise UserError(
                 f"{where}: {name.capitalize()} SRAM needs {need[name]} bytes per PE but holds "
-                f"{have[name]} bytes ({name}_kb={getattr(cfg, f'{name}_kb')}): {fix}"
-                "use more PEs"
+                f"{have[name]} bytes ({name}_kb={getattr(cfg, f'{name}_kb')}): {stream}"
+                f"{remedy[name]}"
             )
     if not short:
         return MemoryPlan(True, 0, 0.0, 0.0, need, have)
