@@ -33,10 +33,13 @@ In rtl mode pe_cycles[k] = max(PE k's last write + 1, t_empty, 9): the cycle by 
 PE k has written its last output and the central unit has sent every item; so
 total = max_k pe_cycles in both modes.
 
-Each step takes the item's column, its counts (N,) and whether it is real (`active`):
-the loops below run past the last broadcast with active=False, a no-op. The smooth
-surrogate in cost.py runs the same steps with expected counts, smooth maxima and
-probabilities for `active`, which blend the stepped and the unchanged state.
+Each step takes the item's counts (N,) and whether it is real (`active`): the loops below
+run past the last broadcast with active=False, a no-op. An rtl step also takes its send
+delta s_i - s_{i-1} before the stall, which depends only on the columns, so send_deltas
+computes them all before the loop. The smooth surrogate in cost.py runs the same steps
+with expected counts, smooth maxima and probabilities for `active`, which blend the
+stepped and the unchanged state (it carries the previous group and [q = N-1], blended,
+to form its deltas).
 """
 
 from __future__ import annotations
@@ -106,7 +109,7 @@ def initial_rtl(num_pes: int, history: int, dtype=jnp.int32):
 
 def send_delta(column, prev_column, num_pes):
     """s_i - s_{i-1} before the stall: 1 + (g_i - g_{i-1}) - [q_{i-1} = N-1]; 1 + g_0 for
-    the first item (prev_column < 0). Works on arrays and on probabilities' blends."""
+    the first item (prev_column < 0). Elementwise on arrays."""
     first = prev_column < 0
     g_prev = jnp.where(first, 0, prev_column // num_pes)
     end_prev = jnp.where(first, 0, prev_column % num_pes == num_pes - 1)
