@@ -65,18 +65,32 @@ def save(path: str, model, meta: dict | None = None) -> str:
     return path
 
 
-def restore(path: str, model) -> dict:
-    """Restores a checkpoint written by `save` into a freshly built model; returns its meta."""
-    path = os.path.abspath(path)
-    damaged = (
-        f"checkpoint {path} is damaged or from another model; delete it to recompute that stage"
-    )
+def _damaged(path: str) -> str:
+    return f"checkpoint {path} is damaged or from another model; delete it to recompute that stage"
+
+
+def _read(path: str) -> dict:
     try:
         with open(os.path.join(path, _META)) as f:
             saved = json.load(f)
-        layout = saved["layout"]
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"{damaged} ({type(e).__name__}: {e})") from None
+        if not isinstance(saved.get("layout"), dict) or "meta" not in saved:
+            raise KeyError("layout or meta")
+    except (OSError, ValueError, KeyError, AttributeError) as e:
+        raise UserError(f"{_damaged(path)} ({type(e).__name__}: {e})") from None
+    return saved
+
+
+def read_meta(path: str) -> dict:
+    """The meta a checkpoint was saved with, without restoring any model state."""
+    return _read(os.path.abspath(path))["meta"]
+
+
+def restore(path: str, model) -> dict:
+    """Restores a checkpoint written by `save` into a freshly built model; returns its meta."""
+    path = os.path.abspath(path)
+    damaged = _damaged(path)
+    saved = _read(path)
+    layout = saved["layout"]
     layers = dict(compressible_layers(model))
     if set(layout) != set(layers):
         raise UserError(f"{damaged} (layers {sorted(layout)}, model has {sorted(layers)})")

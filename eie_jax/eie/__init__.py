@@ -1,7 +1,7 @@
 """A functional model of the EIE accelerator (Han et al., ISCA 2016).
 
 from eie_jax import eie
-cfg = eie.EIEConfig(num_pes=64, fifo_depth=8)
+cfg = eie.EIEConfig(num_pes=64, fifo_depth=8)          # timing="rtl" for the reference's
 layer = eie.encode(codes, codebook, cfg)
 res = eie.simulate(layer, x, cfg)
 """
@@ -10,25 +10,35 @@ from eie_jax.eie.config import EIEConfig
 from eie_jax.eie.cost import expected_cycles, expected_entries
 from eie_jax.eie.datapath import (
     SimResult,
-    cycles_from_counts,
-    history_size,
+    bias_entries,
     simulate,
     simulate_batch,
     simulate_cycles,
 )
 from eie_jax.eie.encode import ColumnSlices, EncodedLayer, column_counts, encode
+from eie_jax.eie.timing import (
+    bias_column,
+    column_entries,
+    cycles_from_counts,
+    history_size,
+    rtl_cycles_from_counts,
+)
 
 __all__ = [
     "ColumnSlices",
     "EIEConfig",
     "EncodedLayer",
     "SimResult",
+    "bias_column",
+    "bias_entries",
     "column_counts",
+    "column_entries",
     "cycles_from_counts",
     "encode",
     "expected_cycles",
     "expected_entries",
     "history_size",
+    "rtl_cycles_from_counts",
     "simulate",
     "simulate_batch",
     "simulate_cycles",

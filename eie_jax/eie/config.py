@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+TIMINGS = ("paper", "rtl")
+
 
 @dataclasses.dataclass(frozen=True)
 class EIEConfig:
@@ -18,6 +20,12 @@ class EIEConfig:
       act_frac_bits: fractional bits of the 16-bit activations and outputs.
       weight_frac_bits: fractional bits of the 16-bit decoded weights.
       clock_mhz: clock used to turn cycles into microseconds (800 MHz on the chip).
+      timing: "paper" (the paper's timing model) or "rtl" (the reference cycle-level
+        simulator's rules); the arithmetic is the same in both (timing.py).
+      spmat_kb, ptr_kb, act_kb: each PE's SRAM capacities in KiB: sparse matrix (128),
+        column pointers (32) and activations (2) (Sec. VI); see memory.py.
+      dram_gbps: DRAM bandwidth in GB/s; 0 means none, and a layer that does not fit the
+        SRAM is an error; > 0 streams such a layer's weights from DRAM (memory.py).
     """
 
     num_pes: int = 64
@@ -27,6 +35,11 @@ class EIEConfig:
     act_frac_bits: int = 8
     weight_frac_bits: int = 12
     clock_mhz: float = 800.0
+    timing: str = "paper"
+    spmat_kb: float = 128.0
+    ptr_kb: float = 32.0
+    act_kb: float = 2.0
+    dram_gbps: float = 0.0
 
     def __post_init__(self):
         _check_int("num_pes", self.num_pes, 1, None)
@@ -35,8 +48,13 @@ class EIEConfig:
         _check_int("weight_bits", self.weight_bits, 1, 8)
         _check_int("act_frac_bits", self.act_frac_bits, 0, 15)
         _check_int("weight_frac_bits", self.weight_frac_bits, 0, 15)
-        if not self.clock_mhz > 0:
-            raise ValueError(f"EIEConfig.clock_mhz={self.clock_mhz!r}: must be > 0")
+        for name in ("clock_mhz", "spmat_kb", "ptr_kb", "act_kb"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"EIEConfig.{name}={getattr(self, name)!r}: must be > 0")
+        if not self.dram_gbps >= 0:
+            raise ValueError(f"EIEConfig.dram_gbps={self.dram_gbps!r}: must be >= 0 (0: no DRAM)")
+        if self.timing not in TIMINGS:
+            raise ValueError(f"EIEConfig.timing={self.timing!r}: allowed: {list(TIMINGS)}")
 
     @property
     def max_gap(self) -> int:

@@ -1,27 +1,21 @@
 """A functional, cycle-level model of EIE's datapath (Han et al., ISCA 2016, Sec. III-IV).
 
 The central unit broadcasts each nonzero activation (a_j, j) to all N PEs (zero
-activations are skipped by the LNZD tree). Each PE queues it in a FIFO of depth D and
-then spends one cycle per (v, z) entry of its slice of column j, padding included, or one
-cycle for the pointer read when it has none. The broadcast stalls while any queue is full.
-Timing, for broadcast i with n[k, i] entries on PE k:
-
-    t_i    = max(t_{i-1} + 1, max_k s[k, i - D])        (the max over s only when i >= D)
-    s[k,i] = max(f[k, i-1], t_i)                         (start once queued and idle)
-    f[k,i] = s[k, i] + max(n[k, i], 1)                   (finish)
+activations are skipped by the LNZD tree). Each PE queues it in a FIFO and then spends
+one cycle per (v, z) entry of its slice of column j, padding included, or one cycle for
+the pointer read when it has none; the broadcast stalls while any queue is full. The
+cycle counts follow cfg.timing: "paper" (the paper's model) or "rtl" (the reference
+cycle-level simulator's rules); both recurrences are in timing.py.
 
 Arithmetic, per output row in increasing column order:
 acc = clip(acc + ((w_q * a_q) >> weight_frac_bits), -2**15, 2**15 - 1).
 
-One jit-compiled loop over the broadcast activations does both: its carry holds every
-PE's finish time (N,), the broadcast clock, the last D stall bounds and the PEs'
-accumulators (N, rows per PE); inside a step the N PEs are a vectorised leading axis and
-each PE applies its slice of column j (rows within a slice are distinct, so the slice
-updates the accumulators at once, with the same result as the hardware's one entry per
-cycle). Zero activations are skipped before the loop, as the LNZD tree skips them, so
-the loop runs once per broadcast: a `lax.fori_loop` with a traced trip count, since a
-`lax.scan` would have to step through every column. The smooth surrogate in cost.py,
-which must be reverse-differentiable, runs the same `timing_step` in a `lax.scan`.
+One jit-compiled loop over the broadcast activations does both: its carry holds the
+timing state and the PEs' accumulators (N, rows per PE); inside a step the N PEs are a
+vectorised leading axis and each PE applies its slice of column j (rows within a slice
+are distinct, so the slice updates the accumulators at once, with the same result as the
+hardware's one entry per cycle). Zero activations are skipped before the loop, as the
+LNZD tree skips them, so the loop runs once per broadcast (timing.for_each_broadcast).
 """
 
 from __future__ import annotations
@@ -31,10 +25,11 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from eie_jax.eie import fixed_point
+from eie_jax.eie import fixed_point, timing
 from eie_jax.eie.config import EIEConfig
-from eie_jax.eie.encode import ColumnSlices, EncodedLayer
+from eie_jax.eie.encode import ColumnSlices, EncodedLayer, column_counts
 
 
 @functools.partial(
@@ -48,9 +43,12 @@ class SimResult:
 
     Attributes:
       outputs: (M,) layer outputs in 16-bit fixed point, as floats.
-      pe_cycles: (N,) cycle at which each PE finished its last column.
-      pe_busy: (N,) entries each PE processed, padding included.
-      total_cycles: cycles until the slowest PE finished; 0 when nothing is broadcast.
+      pe_cycles: (N,) paper timing: the cycle at which each PE finished its last column;
+        rtl timing: max(1 + the cycle of PE k's last write, t_empty, 9), the cycle by
+        which PE k has written its last output and every item has been sent (timing.py).
+      pe_busy: (N,) entries each PE processed for the broadcast activations, padding
+        included (the same in both timings; the rtl bias item is not counted).
+      total_cycles: max(pe_cycles); paper: 0 when nothing is broadcast; rtl: at least 9.
       load_efficiency: mean(pe_busy) / total_cycles (0 when total_cycles is 0).
       time_us: total_cycles / clock_mhz.
     """
@@ -63,97 +61,40 @@ class SimResult:
     time_us: jax.Array
 
 
-def history_size(fifo_depth: int) -> int:
-    """Static length of the stall-bound history: the next power of two >= fifo_depth.
+def _fixed_point_run(layer: ColumnSlices, xq, acc0, bias_counts, fifo_depth, **static):
+    """Accumulators (N, R), pe_cycles and pe_busy for quantised input xq (K,).
 
-    Depths that share it share a compiled simulator (fifo_depth itself is traced).
+    acc0 holds the accumulators' start values (the bias); bias_counts (N,) the bias
+    item's entries (rtl timing only). static: history, weight_frac_bits, timing.
     """
-    return max(8, 1 << (int(fifo_depth) - 1).bit_length())
-
-
-def timing_step(carry, n, active, fifo_depth, work=None, pe_max=None):
-    """One broadcast of the timing recurrence; a no-op where `active` is False.
-
-    carry = (f, t, hist): f (N,) finish times, t the last broadcast time, hist (H,) the
-    max start times of the last H broadcasts, most recent first (zeros before any: the
-    bound is then t_{i-1} + 1 >= 0 anyway). `work` and `pe_max` replace max(n, 1) and the
-    max over PEs (the smooth surrogate in cost.py passes its own); `active` may be a
-    probability, which blends the stepped and the unchanged state.
-    """
-    f, t, hist = carry
-    work = work if work is not None else jnp.maximum(n, 1)
-    pe_max = pe_max if pe_max is not None else jnp.max
-    t_new = jnp.maximum(t + 1, hist[fifo_depth - 1])
-    s = jnp.maximum(f, t_new)
-    stepped = (s + work, t_new, jnp.concatenate([pe_max(s)[None], hist[:-1]]))
-    if jnp.issubdtype(jnp.asarray(active).dtype, jnp.bool_):
-        return jax.tree.map(lambda new, old: jnp.where(active, new, old), stepped, carry)
-    return jax.tree.map(lambda new, old: old + active * (new - old), stepped, carry)
-
-
-def initial_timing(num_pes: int, history: int, dtype=jnp.int32):
-    return (jnp.zeros(num_pes, dtype), jnp.asarray(-1, dtype), jnp.zeros(history, dtype))
-
-
-@functools.partial(jax.jit, static_argnames=("history",))
-def cycles_from_counts(counts, active, fifo_depth, *, history):
-    """Per-PE finish cycles and busy entries from entry counts alone (no arithmetic).
-
-    counts: (N, K) entries per PE and column; active: (K,) bool, broadcast columns;
-    fifo_depth: int, may be traced (<= history). Returns (pe_cycles, pe_busy).
-    """
-    counts_by_column = counts.T.astype(jnp.int32)
-
-    def body(j, valid, timing):
-        return timing_step(timing, counts_by_column[j], valid, fifo_depth)
-
-    init = initial_timing(counts.shape[0], history)
-    f, _, _ = _for_each_broadcast(active, body, init, unroll=4)
-    return f, jnp.sum(jnp.where(active[None, :], counts, 0), axis=1)
-
-
-def _for_each_broadcast(active, body, init, unroll=1):
-    """carry = body(j, valid, carry) for every broadcast column j, in increasing order.
-
-    Zero activations are skipped up front, as the LNZD tree skips them, so the loop runs
-    once per broadcast: a fori_loop with a traced trip count (a scan would have to step
-    through every column). Steps past the last broadcast get valid=False. `unroll`
-    broadcasts per iteration amortise XLA's per-iteration cost on CPU: it halves the
-    cycles-only loop, whose steps are tiny, and slows the heavier arithmetic loop.
-    """
-    num_active = jnp.sum(active, dtype=jnp.int32)
-    order = jnp.pad(jnp.argsort(~active, stable=True), (0, unroll))
-
-    def chunk(c, carry):
-        for u in range(unroll):
-            i = c * unroll + u
-            carry = body(order[i], i < num_active, carry)
-        return carry
-
-    return jax.lax.fori_loop(0, (num_active + unroll - 1) // unroll, chunk, init)
-
-
-def _fixed_point_run(layer: ColumnSlices, xq, acc0, fifo_depth, *, history, weight_frac_bits):
-    """Accumulators (N, R) and timing for quantised input xq (K,) and start values acc0."""
+    mode, weight_frac_bits = static["timing"], static["weight_frac_bits"]
+    num_pes = layer.num_pes
     wq = fixed_point.quantize(layer.codebook, weight_frac_bits).at[0].set(0)
-    pe_ids = jnp.arange(layer.num_pes)[:, None]
+    pe_ids = jnp.arange(num_pes)[:, None]
     counts_by_column = layer.counts.T
     # One scratch row past the end absorbs the lanes beyond each slice's entries.
     acc0 = jnp.pad(acc0, ((0, 0), (0, 1)))
 
     def body(j, valid, carry):
-        timing, acc = carry
+        clock, acc = carry
         a = jnp.where(valid, xq[j], 0)  # a zero activation adds nothing
         w = wq[layer.codes[j].astype(jnp.int32)]
         rows = layer.rows[j].astype(jnp.int32)
         term = jnp.right_shift(w * a, weight_frac_bits)
         acc = fixed_point.saturating_add(acc, jnp.zeros_like(acc).at[pe_ids, rows].add(term))
-        return timing_step(timing, counts_by_column[j], valid, fifo_depth), acc
+        clock = timing.step(mode, clock, j, counts_by_column[j], valid, fifo_depth, deltas)
+        return clock, acc
 
-    init = (initial_timing(layer.num_pes, history), acc0)
-    (f, _, _), acc = _for_each_broadcast(xq != 0, body, init)
+    deltas, bias_delta = None, None
+    if mode == "rtl":
+        k = layer.shape[1]
+        bias_col = timing.bias_column(k, num_pes)
+        deltas, bias_delta = timing.send_deltas(jnp.arange(k), xq != 0, bias_col, num_pes)
+    init = (timing.start(mode, num_pes, static["history"]), acc0)
+    clock, acc = timing.for_each_broadcast(xq != 0, body, init)
+    pe_cycles = timing.finish(mode, clock, fifo_depth, bias_counts, bias_delta)
     busy = jnp.sum(jnp.where(xq[None, :] != 0, layer.counts, 0), axis=1)
-    return acc[:, :-1], f, busy
+    return acc[:, :-1], pe_cycles, busy
 
 
 def _float_outputs(layer: ColumnSlices, codebook, x, bias, relu):
@@ -223,36 +164,63 @@ def simulate_batch(
     )
 
 
-def simulate_cycles(layer: EncodedLayer, x, cfg: EIEConfig):
-    """Only (pe_cycles, pe_busy) for input x: the timing scan without the arithmetic."""
-    _check(layer, cfg, x, None, batched=False)
+def simulate_cycles(layer: EncodedLayer, x, cfg: EIEConfig, bias=None):
+    """Only (pe_cycles, pe_busy) for input x: the timing loop without the arithmetic.
+
+    The bias matters to the rtl timing only (its nonzero entries form the bias item).
+    """
+    _check(layer, cfg, x, bias, batched=False)
     active = fixed_point.quantize(x, cfg.act_frac_bits) != 0
-    return cycles_from_counts(
-        layer.counts, active, cfg.fifo_depth, history=history_size(cfg.fifo_depth)
+    history = timing.history_size(cfg.fifo_depth)
+    if cfg.timing == "paper":
+        return timing.cycles_from_counts(layer.counts, active, cfg.fifo_depth, history=history)
+    m, k = layer.shape
+    bias_counts = bias_entries(bias, m, cfg)
+    return timing.rtl_cycles_from_counts(
+        layer.counts,
+        active,
+        cfg.fifo_depth,
+        jnp.arange(k),
+        bias_counts,
+        timing.bias_column(k, cfg.num_pes),
+        cfg.num_pes,
+        history=history,
     )
+
+
+def bias_entries(bias, num_rows: int, cfg: EIEConfig) -> np.ndarray:
+    """(N,) entries of the rtl timing's bias item, on the host: the nonzero quantised
+    biases encoded as one more column (zeros without a bias)."""
+    if bias is None:
+        return np.zeros(cfg.num_pes, np.int32)
+    quantised = np.asarray(fixed_point.quantize(np.reshape(bias, (num_rows, 1)), cfg.act_frac_bits))
+    return column_counts(quantised != 0, cfg.num_pes, cfg.index_bits)[:, 0]
 
 
 def _static_args(cfg: EIEConfig, relu: bool):
     return dict(
-        history=history_size(cfg.fifo_depth),
+        history=timing.history_size(cfg.fifo_depth),
         act_frac_bits=cfg.act_frac_bits,
         weight_frac_bits=cfg.weight_frac_bits,
+        index_bits=cfg.index_bits,
+        timing=cfg.timing,
         relu=bool(relu),
     )
 
 
-def _simulate_impl(
-    layer, x, bias, fifo_depth, clock_mhz, *, history, act_frac_bits, weight_frac_bits, relu
-):
-    af, wf = act_frac_bits, weight_frac_bits
+def _simulate_impl(layer, x, bias, fifo_depth, clock_mhz, *, act_frac_bits, relu, **static):
+    af, wf = act_frac_bits, static["weight_frac_bits"]
     x = jnp.asarray(x, jnp.float32)
     xq = fixed_point.quantize(x, af)
     bq = jnp.zeros(layer.shape[0], jnp.int32) if bias is None else fixed_point.quantize(bias, af)
     acc0 = _outputs_to_rows(bq, layer.num_pes, layer.rows_per_pe)
-    hw_layer = dataclasses.replace(layer, codebook=jax.lax.stop_gradient(layer.codebook))
-    acc, f, busy = _fixed_point_run(
-        hw_layer, xq, acc0, fifo_depth, history=history, weight_frac_bits=wf
+    bias_counts = (
+        timing.column_entries(bq != 0, layer.num_pes, static["index_bits"])
+        if static["timing"] == "rtl"
+        else None
     )
+    hw_layer = dataclasses.replace(layer, codebook=jax.lax.stop_gradient(layer.codebook))
+    acc, f, busy = _fixed_point_run(hw_layer, xq, acc0, bias_counts, fifo_depth, **static)
     if relu:
         acc = jnp.maximum(acc, 0)
     fixed = fixed_point.dequantize(_rows_to_outputs(acc, layer.shape[0]), af)
@@ -276,7 +244,7 @@ def _simulate_impl(
     )
 
 
-_STATIC = ("history", "act_frac_bits", "weight_frac_bits", "relu")
+_STATIC = ("history", "act_frac_bits", "weight_frac_bits", "index_bits", "timing", "relu")
 _simulate = jax.jit(_simulate_impl, static_argnames=_STATIC)
 _simulate_batch = jax.jit(
     lambda layer, xs, bias, fifo_depth, clock_mhz, **static: jax.vmap(

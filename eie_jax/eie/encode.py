@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from eie_jax import storage
+from eie_jax.eie import memory
 from eie_jax.eie.config import EIEConfig
 
 
@@ -33,6 +34,9 @@ from eie_jax.eie.config import EIEConfig
         "codebook",
         "num_entries",
         "num_padding",
+        "spmat_bytes",
+        "ptr_bytes",
+        "act_bytes",
     ],
     meta_fields=["shape", "num_pes", "index_bits", "weight_bits"],
 )
@@ -54,6 +58,8 @@ class EncodedLayer:
       counts: (N, K) entries per PE and column, padding included (p[j+1] - p[j]).
       codebook: (2**weight_bits,) float shared weights, codebook[0] == 0.
     num_entries, num_padding: totals over PEs and columns; num_entries includes padding.
+    spmat_bytes, ptr_bytes, act_bytes: (N,) bytes each PE needs in its sparse-matrix,
+      pointer and activation SRAMs (memory.sram_bytes).
     """
 
     codes: np.ndarray
@@ -65,6 +71,9 @@ class EncodedLayer:
     codebook: jax.Array
     num_entries: int
     num_padding: int
+    spmat_bytes: np.ndarray
+    ptr_bytes: np.ndarray
+    act_bytes: np.ndarray
     shape: tuple[int, int]
     num_pes: int
     index_bits: int
@@ -145,6 +154,7 @@ def encode(codes, codebook, cfg: EIEConfig, *, min_window: int = 0) -> EncodedLa
     window = max(int(counts.max()), min_window, 1)
     in_col = slot - colptr[s_pe, s_col]
     at = (s_col * n + s_pe) * window + in_col
+    sram = memory.sram_bytes(colptr[:, -1], (m, k), n, cfg.weight_bits + cfg.index_bits)
     row_dtype = np.int16 if r < 2**15 - 1 else np.int32
     slice_codes = np.zeros((k, n, window), np.uint8)
     slice_rows = np.full((k, n, window), r, row_dtype)
@@ -160,6 +170,9 @@ def encode(codes, codebook, cfg: EIEConfig, *, min_window: int = 0) -> EncodedLa
         codebook=jnp.asarray(codebook),
         num_entries=len(s_group),
         num_padding=int(pads.sum()),
+        spmat_bytes=sram["spmat"],
+        ptr_bytes=sram["ptr"],
+        act_bytes=sram["act"],
         shape=(m, k),
         num_pes=n,
         index_bits=cfg.index_bits,

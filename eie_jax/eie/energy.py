@@ -1,0 +1,131 @@
+"""EIE's energy per layer from the per-PE power breakdown (ISCA 2016, Table II).
+
+Table II gives each PE component's power at 800 MHz under full activity; we read full
+activity as every component doing its event once per cycle, so each event costs
+P / 800 MHz (1 mW -> 1.25 pJ):
+  an entry (padding included): one Spmat read (SpmatRead), one MAC (ArithmUnit), one
+    accumulator read/write (ActRW);
+  a broadcast, per PE: one pointer read (PtrRead) and one queue push/pop (Act queue);
+  the LNZD tree (21 units for 64 PEs: ceil(N/4) + ceil(N/16) + ... + 1) draws its
+    0.023 mW per unit for the layer's whole time.
+The rounded components sum to 9.158 mW against Table II's total of 9.157 mW, so they are
+scaled by 9.157 / 9.158: a PE that reads one entry of a new broadcast every cycle draws
+exactly 9.157 mW, and a 64-PE chip 0.587 W (Table V: 0.59 W).
+Idle cycles (a PE waiting on its queue or on the slowest PE) are the assumption Table II
+cannot settle, being measured at full activity: we charge them the clock network's
+1.874 mW (the clock is not gated; no SRAM, arithmetic or queue activity). DRAM reads,
+when the layer streams (memory.py), add 640 pJ per 32 bits.
+Figures of merit: pJ per useful MAC (a nonzero weight times a nonzero activation) and
+GOP/s, GOP/s/W with the dense-equivalent op count 2 M K (EIE's convention).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from eie_jax.eie import fixed_point
+
+# Table II, one PE at 800 MHz, 45 nm, mW.
+TABLE_II_MHZ = 800.0
+PE_TOTAL_MW = 9.157
+COMPONENT_MW = {
+    "spmat_read": 4.955,
+    "ptr_read": 1.807,
+    "arithm": 1.162,
+    "act_rw": 1.122,
+    "act_queue": 0.112,
+}
+CLOCK_NETWORK_MW = 1.874
+LNZD_UNIT_MW = 0.023
+
+
+def event_pj(component: str) -> float:
+    """Energy of one event of a component: its Table II power (scaled to the total) / 800 MHz."""
+    scale = PE_TOTAL_MW / sum(COMPONENT_MW.values())
+    return COMPONENT_MW[component] * scale * 1e3 / TABLE_II_MHZ
+
+
+ENTRY_PJ = sum(event_pj(c) for c in ("spmat_read", "arithm", "act_rw"))
+BROADCAST_PJ = sum(event_pj(c) for c in ("ptr_read", "act_queue"))
+IDLE_PJ = CLOCK_NETWORK_MW * 1e3 / TABLE_II_MHZ
+LNZD_UNIT_PJ_PER_CYCLE = LNZD_UNIT_MW * 1e3 / TABLE_II_MHZ
+
+
+def lnzd_units(num_pes: int) -> int:
+    """Nodes of the 4-ary LNZD tree over N PEs: ceil(N/4) + ceil(N/16) + ... + 1."""
+    units, n = 0, num_pes
+    while n > 1:
+        n = -(-n // 4)
+        units += n
+    return units
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerEnergy:
+    """One layer run's energy (per input) and figures of merit.
+
+    energy_uj: PEs + LNZD + DRAM; pe_power_mw: (N,) each PE's average power over the run;
+    breakdown_uj: entries, broadcasts, idle, lnzd, dram; useful_macs: nonzero weight x
+    nonzero activation products; time_us: the time the energy is spread over.
+    """
+
+    energy_uj: float
+    pe_power_mw: np.ndarray
+    breakdown_uj: dict
+    useful_macs: int
+    dense_ops: int
+    time_us: float
+
+    @property
+    def power_w(self) -> float:
+        return self.energy_uj / self.time_us if self.time_us > 0 else 0.0
+
+    @property
+    def pj_per_useful_mac(self) -> float:
+        return 1e6 * self.energy_uj / self.useful_macs if self.useful_macs else float("nan")
+
+    @property
+    def gops(self) -> float:
+        """Dense-equivalent GOP/s: 2 M K operations over the layer's time."""
+        return self.dense_ops / (self.time_us * 1e3) if self.time_us > 0 else 0.0
+
+    @property
+    def gops_per_watt(self) -> float:
+        return self.dense_ops / (self.energy_uj * 1e3) if self.energy_uj > 0 else 0.0
+
+
+def layer_energy(layer, x, result, cfg, memory_plan=None) -> LayerEnergy:
+    """The energy of one run of `layer` (EncodedLayer) on input x (K,) that gave `result`.
+
+    result: the SimResult of eie.simulate (its total_cycles, pe_busy); memory_plan: a
+    memory.MemoryPlan when the layer streams from DRAM (its time and energy are added).
+    """
+    active = np.asarray(fixed_point.quantize(x, cfg.act_frac_bits)) != 0
+    counts = np.asarray(layer.counts)[:, active]  # (N, broadcasts)
+    real = np.count_nonzero(np.asarray(layer.slice_codes)[active], axis=2)  # (B, N)
+    compute_us = int(result.total_cycles) / cfg.clock_mhz
+    time_us = memory_plan.time_us(compute_us) if memory_plan is not None else compute_us
+    total = round(time_us * cfg.clock_mhz)  # cycles, DRAM waits included
+    entries = np.asarray(result.pe_busy, np.int64)
+    broadcasts = int(active.sum())
+    working = entries + np.sum(counts == 0, axis=1)  # entry cycles + pointer-only cycles
+    idle = np.maximum(total - working, 0)
+    pe_pj = entries * ENTRY_PJ + broadcasts * BROADCAST_PJ + idle * IDLE_PJ
+    breakdown = {
+        "entries": float(entries.sum() * ENTRY_PJ) * 1e-6,
+        "broadcasts": float(cfg.num_pes * broadcasts * BROADCAST_PJ) * 1e-6,
+        "idle": float(idle.sum() * IDLE_PJ) * 1e-6,
+        "lnzd": lnzd_units(cfg.num_pes) * LNZD_UNIT_PJ_PER_CYCLE * total * 1e-6,
+        "dram": memory_plan.dram_energy_uj if memory_plan is not None else 0.0,
+    }
+    m, k = layer.shape
+    return LayerEnergy(
+        energy_uj=sum(breakdown.values()),
+        pe_power_mw=pe_pj * cfg.clock_mhz * 1e-3 / max(total, 1),
+        breakdown_uj=breakdown,
+        useful_macs=int(real.sum()),
+        dense_ops=2 * m * k,
+        time_us=time_us,
+    )
