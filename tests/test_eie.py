@@ -361,3 +361,40 @@ def test_bad_simulate_inputs_are_rejected():
         eie.simulate(layer, np.zeros(3), cfg.replace(num_pes=4))
     with pytest.raises(ValueError, match="x"):
         eie.simulate_batch(layer, np.zeros(3), cfg)
+
+
+@pytest.mark.parametrize("where", ["x", "xs", "bias", "codebook"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nan_and_inf_are_rejected_with_the_argument_named(where, bad):
+    """Fixed point would turn NaN into 0 and inf into the saturated maximum, silently."""
+    cfg = eie.EIEConfig(num_pes=2)
+    codes = np.array([[1, 0, 2], [0, 3, 1]])
+    codebook = np.linspace(0, 1, 16).astype(np.float32)
+    x, bias = np.array([1.0, 0.5, 1.0]), np.zeros(2)
+    if where == "codebook":
+        codebook[5] = bad
+        with pytest.raises(ValueError, match=r"codebook: .* at index \[5\]; allowed: finite"):
+            eie.encode(codes, codebook, cfg)
+        return
+    layer = eie.encode(codes, codebook, cfg)
+    if where == "x":
+        x[1] = bad
+        with pytest.raises(ValueError, match=r"^x: .* at index \[1\]"):
+            eie.simulate(layer, x, cfg)
+        with pytest.raises(ValueError, match=r"^x: .* at index \[1\]"):
+            eie.simulate_cycles(layer, x, cfg)
+    elif where == "xs":
+        xs = np.stack([x, x])
+        xs[1, 2] = bad
+        with pytest.raises(ValueError, match=r"^xs: .* at index \[1, 2\]"):
+            eie.simulate_batch(layer, xs, cfg)
+    else:
+        bias[0] = bad
+        with pytest.raises(ValueError, match=r"^bias: .* at index \[0\]"):
+            eie.simulate(layer, x, cfg, bias=bias)
+
+
+@pytest.mark.parametrize("field", ["clock_mhz", "spmat_kb", "dram_gbps"])
+def test_config_rejects_infinite_values(field):
+    with pytest.raises(ValueError, match=f"EIEConfig.{field}=inf: must be finite"):
+        eie.EIEConfig(**{field: float("inf")})

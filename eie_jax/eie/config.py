@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 TIMINGS = ("paper", "rtl")
 
@@ -49,10 +50,12 @@ class EIEConfig:
         _check_int("act_frac_bits", self.act_frac_bits, 0, 15)
         _check_int("weight_frac_bits", self.weight_frac_bits, 0, 15)
         for name in ("clock_mhz", "spmat_kb", "ptr_kb", "act_kb"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"EIEConfig.{name}={getattr(self, name)!r}: must be > 0")
-        if not self.dram_gbps >= 0:
-            raise ValueError(f"EIEConfig.dram_gbps={self.dram_gbps!r}: must be >= 0 (0: no DRAM)")
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"EIEConfig.{name}={getattr(self, name)!r}: must be finite, > 0")
+        if not 0 <= self.dram_gbps < math.inf:
+            raise ValueError(
+                f"EIEConfig.dram_gbps={self.dram_gbps!r}: must be finite, >= 0 (0: no DRAM)"
+            )
         if self.timing not in TIMINGS:
             raise ValueError(f"EIEConfig.timing={self.timing!r}: allowed: {list(TIMINGS)}")
 

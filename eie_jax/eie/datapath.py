@@ -27,9 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eie_jax.eie import fixed_point, timing
+from eie_jax.eie import fixed_point, metrics, timing
 from eie_jax.eie.config import EIEConfig
-from eie_jax.eie.encode import ColumnSlices, EncodedLayer, column_counts
+from eie_jax.eie.encode import ColumnSlices, EncodedLayer, check_finite, column_counts
 
 
 @functools.partial(
@@ -194,7 +194,7 @@ def bias_entries(bias, num_rows: int, cfg: EIEConfig) -> np.ndarray:
     if bias is None:
         return np.zeros(cfg.num_pes, np.int32)
     quantised = np.asarray(fixed_point.quantize(np.reshape(bias, (num_rows, 1)), cfg.act_frac_bits))
-    return column_counts(quantised != 0, cfg.num_pes, cfg.index_bits)[:, 0]
+    return column_counts((quantised != 0).astype(np.int32), cfg.num_pes, cfg.index_bits)[:, 0]
 
 
 def _static_args(cfg: EIEConfig, relu: bool):
@@ -239,7 +239,7 @@ def _simulate_impl(layer, x, bias, fifo_depth, clock_mhz, *, act_frac_bits, relu
         pe_cycles=f,
         pe_busy=busy,
         total_cycles=total,
-        load_efficiency=jnp.where(total > 0, jnp.mean(busy) / jnp.maximum(total, 1), 0.0),
+        load_efficiency=metrics.load_efficiency(busy, total),
         time_us=total / clock_mhz,
     )
 
@@ -268,3 +268,6 @@ def _check(layer: EncodedLayer, cfg: EIEConfig, x, bias, *, batched: bool):
         raise ValueError(f"x: expected shape {want[0]} with K={k}, got {shape}")
     if bias is not None and jnp.shape(bias) != (m,):
         raise ValueError(f"bias: expected shape ({m},), got {jnp.shape(bias)}")
+    check_finite("xs" if batched else "x", x)
+    check_finite("bias", bias)
+    check_finite("layer.codebook", layer.codebook)

@@ -270,7 +270,23 @@ def _validate(codes, codebook, cfg: EIEConfig):
         )
     if codebook[0] != 0:
         raise ValueError(f"codebook: codebook[0] must be 0 (the pruned weight), got {codebook[0]}")
+    check_finite("codebook", codebook)
     return codes, codebook
+
+
+def check_finite(name: str, value) -> None:
+    """ValueError naming `name` and the first bad index if `value` holds NaN or inf.
+
+    EIE's 16-bit fixed point has neither: quantising would silently turn NaN into 0 and
+    inf into the saturated maximum. Traced values (under a caller's jit) are not checked.
+    """
+    if value is None or isinstance(value, jax.core.Tracer):
+        return
+    bad = ~np.isfinite(np.asarray(value, np.float64))
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        first = np.asarray(value)[index] if index else np.asarray(value)
+        raise ValueError(f"{name}: {first} at index {list(index)}; allowed: finite numbers only")
 
 
 def _check_codes(codes: np.ndarray, codebook_size: int):

@@ -12,17 +12,22 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from eie_jax.eie.datapath import cycles_from_counts
+from eie_jax.eie.timing import cycles_from_counts
 
 
 def load_efficiency(pe_busy, total_cycles):
     """mean(pe_busy, axis=-1) / total_cycles, and 0 where total_cycles is 0.
 
     pe_busy (..., N) busy cycles of each PE; total_cycles (...) the slowest PE's cycles.
-    NumPy in, NumPy out (a float for unbatched inputs).
+    JAX arrays (also under jit: `simulate` uses it) give a jax.Array; NumPy in gives NumPy
+    out in float64 (a float for unbatched inputs).
     """
+    if isinstance(pe_busy, jax.Array) or isinstance(total_cycles, jax.Array):
+        total = jnp.asarray(total_cycles)
+        return jnp.where(total > 0, jnp.mean(pe_busy, axis=-1) / jnp.maximum(total, 1), 0.0)
     busy = np.mean(np.asarray(pe_busy, np.float64), axis=-1)
     total = np.asarray(total_cycles, np.float64)
     out = np.where(total > 0, busy / np.maximum(total, 1), 0.0)
