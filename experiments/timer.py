@@ -21,3 +21,8 @@ def interleaved_medians(fns: dict, repeats: int) -> dict:
             jax.block_until_ready(fn())
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def median_time(fn, repeats: int) -> float:
+    """Median wall time of fn() over `repeats` runs, after one run that compiles."""
+    return interleaved_medians({"fn": fn}, repeats)["fn"]
