@@ -79,4 +79,4 @@ def smoke(config):
     config.train.update(steps=20, batch_size=8, log_every=10)
     config.prune.update(sparsities=(0.5,), steps=10, frequency=2)
     config.share.update(finetune_steps=5)
-    config.quantize.update(calibration_windows=8)
+    config.quantize.update(calibration_windows=8, bits=(4,))

@@ -121,17 +121,17 @@ def run(config, workdir: str, *, dense_only: bool = False) -> dict:
     results_path = os.path.join(workdir, "results.json")
     params = jax.tree_util.tree_leaves(nnx.state(model, nnx.Param))
     dense_kb = sum(int(np.prod(p.shape)) for p in params) * 32 / 8 / 1024
-    results = dict(model=config.model, dense=dict(meta, model_kb=dense_kb), rows=[])
+    results = dict(model=config.model, dense=dict(meta, model_kb=dense_kb), rows=[], jobs=[])
     if os.path.exists(results_path):
         with open(results_path) as f:
-            results["rows"] = json.load(f)["rows"]
+            saved = json.load(f)
+        results.update(rows=saved["rows"], jobs=saved["jobs"])
     if dense_only:
         return results
-    done = {row["name"] for row in results["rows"]}
     calib = None
     for method in config.quantize.methods:
         for job in quantize.jobs(method, config):
-            if job.name in done:
+            if job.name in results["jobs"]:
                 continue
             if job.needs_calibration and calib is None:
                 calib = lm.calibration_inputs(model, corpus, config)
@@ -146,7 +146,7 @@ def run(config, workdir: str, *, dense_only: bool = False) -> dict:
                     row["seconds"],
                 )  # fmt: skip
                 results["rows"].append(row)
-            done |= {row["name"] for row in rows} | {job.name}
+            results["jobs"].append(job.name)
             _write_json(results_path, results)
     _write_json(results_path, results)
     from eie_jax import lm_report

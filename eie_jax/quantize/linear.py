@@ -7,13 +7,13 @@ group g of a row has its own scale s (and zero z when asymmetric):
   symmetric:  q_max = 2**(b-1) - 1,  s = max|w| / q_max,
               q = clip(round(w / s), -q_max, q_max),          w_hat = q * s
               (share.linear_quantize: zero exact, 2**b - 1 levels)
-  asymmetric: s = (max w - min w) / (2**b - 1),  z = clip(round(-min w / s), 0, 2**b - 1),
+  asymmetric: lo = min(min w, 0), hi = max(max w, 0)  (GPTQ's find_params: 0 is a level)
+              s = (hi - lo) / (2**b - 1),  z = clip(round(-lo / s), 0, 2**b - 1),
               q = clip(round(w / s) + z, 0, 2**b - 1),        w_hat = (q - z) * s
 
-A group whose weights are all equal gets s = 1 (symmetric: its max|w| is 0) or keeps its
-values through z (asymmetric s = 1 when max = min). Group 32 with a symmetric fp16 scale is
-llama.cpp's Q4_0 layout (which uses -8..7; we keep the symmetric grid), group 128
-asymmetric with a zero point AWQ's. Scales are stored as fp16, zeros as b-bit integers
+An all-zero group gets s = 1 and levels 0 (symmetric) or z (asymmetric). Group 32 with a
+symmetric fp16 scale is llama.cpp's Q4_0 layout (which uses -8..7; we keep the symmetric
+grid), group 128 asymmetric with a zero point AWQ's. Scales are stored as fp16, zeros as b-bit integers
 (see bits.py); the arithmetic here is float32.
 """
 
@@ -58,8 +58,8 @@ def rtn(w, bits: int, group: int, symmetric: bool):
 
 @jax.jit
 def _asymmetric_core(g, top):
-    lo = jnp.min(g, axis=1, keepdims=True)
-    hi = jnp.max(g, axis=1, keepdims=True)
+    lo = jnp.minimum(jnp.min(g, axis=1, keepdims=True), 0.0)
+    hi = jnp.maximum(jnp.max(g, axis=1, keepdims=True), 0.0)
     scales = jnp.where(hi > lo, (hi - lo) / top, 1.0)
     zeros = jnp.clip(jnp.round(-lo / scales), 0, top)
     levels = jnp.clip(jnp.round(g / scales) + zeros, 0, top)
