@@ -13,8 +13,8 @@ group g of a row has its own scale s (and zero z when asymmetric):
 
 An all-zero group gets s = 1 and levels 0 (symmetric) or z (asymmetric). Group 32 with a
 symmetric fp16 scale is llama.cpp's Q4_0 layout (which uses -8..7; we keep the symmetric
-grid), group 128 asymmetric with a zero point AWQ's. Scales are stored as fp16, zeros as b-bit integers
-(see bits.py); the arithmetic here is float32.
+grid), group 128 asymmetric with a zero point AWQ's. Scales are stored as fp16, zeros as
+b-bit integers (see bits.py); the arithmetic here is float32.
 """
 
 from __future__ import annotations
