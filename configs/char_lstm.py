@@ -19,7 +19,7 @@ def get_config(arg=None):
     config.train.update(batch_size=32, learning_rate=3e-3)
     if arg == "smoke":
         char_transformer.smoke(config)
-        config.model_kwargs.update(embed_dim=16, hidden=32)
+        config.model_kwargs.update(embed_dim=128, hidden=128)  # inputs: multiples of 128
     elif arg:
         raise ValueError(f"config arg={arg!r}: allowed: None or 'smoke'")
     return config

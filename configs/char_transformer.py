@@ -22,6 +22,7 @@ METHODS = (
     "rtn_sym_channel", "rtn_asym_channel", "rtn_sym_g32", "rtn_asym_g32",
     "rtn_sym_g128", "rtn_asym_g128",
     "gptq_g128", "awq_g128",
+    "dense_retrain",  # control: the dense model trained on as long as pruning retrains
 )  # fmt: skip
 
 
@@ -67,7 +68,7 @@ def get_config(arg=None):
     )
     if arg == "smoke":
         smoke(config)
-        config.model_kwargs.update(context=16, num_layers=1)
+        config.model_kwargs.update(context=16, num_layers=1, d_model=128, d_mlp=256)
     elif arg:
         raise ValueError(f"config arg={arg!r}: allowed: None or 'smoke'")
     return config
@@ -77,6 +78,6 @@ def smoke(config):
     """Seconds, not minutes: a tiny run on a tiny text (the tests write their own)."""
     config.data.update(context=16, eval_windows=8)
     config.train.update(steps=20, batch_size=8, log_every=10)
-    config.prune.update(sparsities=(0.5,), steps=10, frequency=2)
-    config.share.update(finetune_steps=5)
+    config.prune.update(sparsities=(0.5,), steps=6, frequency=2)
+    config.share.update(finetune_steps=3)
     config.quantize.update(calibration_windows=8, bits=(4,))

@@ -21,6 +21,7 @@ from flax import nnx
 
 from eie_jax import lm, text
 from eie_jax.errors import UserError
+from eie_jax.layers import compressible_layers
 
 
 def validate(config) -> None:
@@ -45,6 +46,15 @@ def validate(config) -> None:
     for bits in config.quantize.bits:
         if bits not in (2, 3, 4, 8):
             raise UserError(f"config.quantize.bits: {bits!r}; allowed: 2, 3, 4, 8")
+    shapes = nnx.eval_shape(lambda: lm.build_model(config, 64))
+    for name, layer in compressible_layers(shapes):
+        for method in config.quantize.methods:
+            group = quantize.GROUPS.get(method)
+            if group and layer.in_features % group:
+                raise UserError(
+                    f"config.quantize.methods: {method} needs every layer's inputs to be a "
+                    f"multiple of {group}; {name} has {layer.in_features} (change model_kwargs)"
+                )
 
 
 def load_corpus(config) -> text.TextData:

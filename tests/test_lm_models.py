@@ -151,7 +151,7 @@ def test_smoke_study(module, tmp_path):
     names = {r["name"] for r in results["rows"]}
     for method in config.quantize.methods:
         assert any(n.startswith(method) for n in names), method
-    assert "pruned_s0.50" in names and "kmeans_layer_b4_s0.50_ft" in names
+    assert {"pruned_s0.50", "kmeans_layer_b4_s0.50_ft", "dense_retrained"} <= names
     for r in results["rows"]:
         assert np.isfinite(r["test_nats"]) and r["bits_per_weight"] > 0
         assert r["runs_on_eie"] == r["name"].startswith("kmeans_layer")
@@ -174,3 +174,13 @@ def test_missing_corpus_is_one_line(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "make text-data" in out.stderr
+
+
+def test_group_that_does_not_divide_a_layer_is_refused_before_work():
+    from eie_jax import lm_study
+    from eie_jax.errors import UserError
+
+    config = char_lstm.get_config("smoke")
+    config.model_kwargs.hidden = 48
+    with pytest.raises(UserError, match="multiple of 32; cells.0 has 176"):
+        lm_study.validate(config)

@@ -3,6 +3,7 @@
     kmeans_layer      per-layer k-means codebook (Deep Compression / EIE) at 0 % and every
                       config.prune.sparsities, post-training and with centroid fine-tuning
     kmeans_row        per-output-row codebooks (SqueezeLLM-like; not on EIE)
+    dense_retrain     control: the dense model retrained as long as pruning retrains
     rtn_{sym,asym}_{channel,g32,g128}   linear int round to nearest (linear.py)
     gptq_g128, awq_g128                 qwix's GPTQ and AWQ, symmetric, group 128
 
@@ -79,7 +80,11 @@ def _awq(w, bits, x):
     return np.asarray(w_hat), stored
 
 
-METHODS = ("kmeans_layer", *MATRIX_METHODS)
+# dense_retrain: the control of pruning, the dense model trained on through the pruning
+# schedule's steps and time budget at sparsity 0 (pruning's retraining is more training).
+METHODS = ("kmeans_layer", *MATRIX_METHODS, "dense_retrain")
+GROUPS = {"rtn_sym_g32": 32, "rtn_asym_g32": 32, "rtn_sym_g128": 128, "rtn_asym_g128": 128,
+          "gptq_g128": 128, "awq_g128": 128}  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +106,8 @@ def jobs(method: str, config) -> list[Job]:
     if method == "kmeans_layer":
         sparsities = (0.0, *config.prune.sparsities)
         return [Job(f"kmeans_layer_s{s:.2f}", method, bits, s) for s in sparsities]
+    if method == "dense_retrain":
+        return [Job("dense_retrained", method, (32,))]
     return [Job(f"{method}_b{b}", method, (b,)) for b in bits]
 
 
@@ -120,6 +127,9 @@ def run_job(job: Job, model, corpus, config, calib) -> list[dict]:
 
     if job.method == "kmeans_layer":
         return _kmeans_layer_rows(job, model, corpus, config, row)
+    if job.method == "dense_retrain":
+        lm.prune_gradually(model, corpus, config, 0.0, seed=config.seed)
+        return [row(job.name, 32, 32 * num_weights, m=model)]
     spec = MATRIX_METHODS[job.method]
     (bits,) = job.bits
     stored = 0
