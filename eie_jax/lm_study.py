@@ -19,15 +19,13 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from eie_jax import lm, text
+from eie_jax import lm, lm_report, quantize, text
 from eie_jax.errors import UserError
 from eie_jax.layers import compressible_layers
 
 
 def validate(config) -> None:
     """Rejects a bad config before any work, naming the field and what is allowed."""
-    from eie_jax import quantize
-
     if config.model not in lm.LM_MODELS:
         raise UserError(f"config.model={config.model!r}: allowed: {lm.LM_MODELS}")
     for path in ("train.steps", "train.batch_size", "data.context", "prune.steps"):
@@ -117,8 +115,6 @@ def _check_same_config(config, workdir) -> None:
 
 def run(config, workdir: str, *, dense_only: bool = False) -> dict:
     """The whole study; returns the results dict written to WORKDIR/results.json."""
-    from eie_jax import quantize
-
     validate(config)
     os.makedirs(workdir, exist_ok=True)
     corpus = load_corpus(config)
@@ -159,8 +155,6 @@ def run(config, workdir: str, *, dense_only: bool = False) -> dict:
             results["jobs"].append(job.name)
             _write_json(results_path, results)
     _write_json(results_path, results)
-    from eie_jax import lm_report
-
     lm_report.write(results, workdir)
     return results
 
