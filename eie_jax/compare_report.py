@@ -136,20 +136,6 @@ def verdict_lines(result, config) -> list[str]:
     return lines
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats: fewer-or-equal cycles (x) and higher-or-
-    equal accuracy (y), one of them strictly. Sorted by x."""
-    front = []
-    for i, (x, y) in enumerate(points):
-        dominated = any(
-            (x2 <= x and y2 >= y) and (x2 < x or y2 > y) for j, (x2, y2) in enumerate(points)
-            if j != i
-        )  # fmt: skip
-        if not dominated:
-            front.append(i)
-    return sorted(front, key=lambda i: points[i])
-
-
 def plot(result, workdir) -> str:
     n = str(result["num_pes"][0])
     rows = result["rows"]
@@ -159,7 +145,7 @@ def plot(result, workdir) -> str:
         path,
         points,
         [f"{r['method']}+{r['quantizer']}" for r in rows],
-        pareto_front(points),
+        plotting.pareto_front(points),
         xlabel=f"EIE cycles per inference, FC stack ({n} PEs, FIFO {result['fifo_depth']})",
         ylabel="test accuracy on EIE (%)",
         title="Accuracy vs EIE cycles (Pareto front)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from eie_jax import plotting
-from eie_jax.compare import pareto_front
+from eie_jax.plotting import pareto_front
 
 HEADER = (
     "| method | bits | sparsity | fine-tuned | test nats/char | Δ vs dense | bits/weight "

@@ -77,3 +77,17 @@ def pareto_plot(path, points, labels, front, *, xlabel, ylabel, title):
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     return save(fig, path)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats: lower-or-equal x (cost: cycles, bits) and
+    higher-or-equal y (accuracy; pass -loss for a loss), one of them strictly. Sorted by x."""
+    front = []
+    for i, (x, y) in enumerate(points):
+        dominated = any(
+            (x2 <= x and y2 >= y) and (x2 < x or y2 > y) for j, (x2, y2) in enumerate(points)
+            if j != i
+        )  # fmt: skip
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i])

@@ -12,7 +12,7 @@ import pytest
 from flax import nnx
 
 from configs import compare_lenet_300_100
-from eie_jax import checkpoint, compare, compare_report, data, models, pipeline, prune
+from eie_jax import checkpoint, compare, compare_report, data, models, pipeline, plotting, prune
 from eie_jax.layers import FrozenCodebook, compressible_layers
 from tests import synthetic
 
@@ -164,7 +164,7 @@ def test_bad_comparison_config_names_field(edit, match):
 def test_pareto_front():
     points = [(100, 80.0), (90, 79.0), (120, 85.0), (95, 78.0), (90, 79.0), (130, 84.0)]
     # (95, 78) is beaten by (90, 79); (130, 84) by (120, 85); the two (90, 79) tie.
-    assert compare_report.pareto_front(points) == [1, 4, 0, 2]
+    assert plotting.pareto_front(points) == [1, 4, 0, 2]
 
 
 def _row(method, quantizer, cycles, acc, eff=0.5):
