@@ -225,7 +225,7 @@ def test_bad_layer_of_ones_own_is_named(tmp_path, edit, match):
     config = sw.apply_overrides(sw.eie_base_config(layers=dict(mine=mine)), edit)
     with pytest.raises(UserError, match=match):
         sw.run_sweep(config, sw.sweep("eie.num_pes", [1, 2]), str(tmp_path))
-    assert not os.path.exists(tmp_path / sw.RESULTS_FILE)  # refused before any point ran
+    assert not sw.results_files(str(tmp_path))  # refused before any point ran
 
 
 def test_legend_title_names_the_series(tmp_path):
@@ -265,7 +265,7 @@ def test_second_sweep_on_one_workdir_is_refused(tmp_path):
         f"error: --workdir={tmp_path} is in use by another process (pid {holder.pid}); wait "
         "for it to finish or use another --workdir"
     )
-    assert "Traceback" not in out.stderr and not os.path.exists(tmp_path / sw.RESULTS_FILE)
+    assert "Traceback" not in out.stderr and not sw.results_files(str(tmp_path))
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     records = sw.run_sweep(_small_eie_config(), _small_eie_axes()[:2], str(tmp_path))
@@ -346,8 +346,11 @@ def fake_train(tmp_path, monkeypatch):
 
 
 def _assert_each_point_once(workdir, total):
-    with open(os.path.join(workdir, sw.RESULTS_FILE)) as f:
-        lines = [json.loads(line) for line in f]
+    """Every point has exactly one line, over all the processes' results files."""
+    lines = []
+    for path in sw.results_files(str(workdir)):
+        with open(path) as f:
+            lines += [json.loads(line) for line in f]
     assert sorted(r["index"] for r in lines) == list(range(total))
     for r in lines:
         assert r["metrics"]["score"] == r["overrides"]["a"] * 10
@@ -363,7 +366,7 @@ def test_resume_after_an_exception(tmp_path, fake_train, monkeypatch):
         sw.run_sweep(_train_config(), _train_axes(), workdir)
     assert len(sw.load_results(workdir)) == 3
     # A line cut short by a crash mid-write is dropped, not mixed into the next line.
-    with open(os.path.join(workdir, sw.RESULTS_FILE), "a") as f:
+    with open(os.path.join(workdir, sw.RESULTS_FILE.format(process=0)), "a") as f:
         f.write('{"index": 5, "overr')
     monkeypatch.delenv("FAKE_TRAIN_FAIL_AT")
     fake_train_mod.CALLS.clear()
@@ -392,7 +395,7 @@ def test_resume_after_kill(tmp_path, fake_train):
     cmd = [sys.executable, "-m", "experiments.sweep", f"--config={config_file}"]
     cmd.append(f"--workdir={workdir}")
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE)
-    results = workdir / sw.RESULTS_FILE
+    results = workdir / sw.RESULTS_FILE.format(process=0)
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
         if results.exists() and len(results.read_text().splitlines()) >= 2:

@@ -2,8 +2,9 @@
 
 Each point is its entries per PE in each broadcast column (N_i, K_i) and a FIFO depth;
 points are grouped by K class, padded to one shape per group and evaluated by
-`eie.metrics.batched_cycles`, the batch axis sharded over the local devices with a
-jax.sharding Mesh.
+`eie.metrics.batched_cycles`, the batch axis sharded over the devices with a
+jax.sharding Mesh: every process's devices under jax.distributed (each process puts its
+own shards; the results are gathered to every process).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from eie_jax import eie
 from eie_jax.eie import metrics
+from eie_jax.sweep import multihost
 
 # Points whose broadcast counts share floor(log2(K - 1) / K_CLASS_BITS) share a compiled call.
 K_CLASS_BITS = 2
@@ -33,10 +35,10 @@ def iter_cycles(
     counts[i] (N_i, K_i) holds design point i's entries per PE in each *broadcast* column;
     fifo_depths[i] its queue depth. Points are grouped by K class (log2 K_i in steps of
     K_CLASS_BITS); a group pads N, K and the batch to common sizes and runs as chunks of one
-    shape, the batch axis sharded over `devices` (default: jax.devices()). Zero-count PEs
-    added by padding finish no later than the real ones, so they change neither the
-    broadcast stalls nor the maximum. Yields (indices, pe_cycles, pe_busy) per chunk, each
-    array trimmed to the point's N.
+    shape, the batch axis sharded over `devices` (default: jax.devices(), every process's).
+    Zero-count PEs added by padding finish no later than the real ones, so they change
+    neither the broadcast stalls nor the maximum. Yields (indices, pe_cycles, pe_busy) per
+    chunk, each array trimmed to the point's N.
     """
     devices = list(devices) if devices is not None else jax.devices()
     mesh = Mesh(np.asarray(devices), ("points",))
@@ -66,8 +68,8 @@ def iter_cycles(
                 depth[b] = fifo_depths[i]
             # Columns past a point's own K are not broadcast, so they change nothing.
             active = np.arange(k_pad)[None, :] < num_cols[:, None]
-            args = jax.device_put((batch, active, depth), sharding)
-            cycles, busy = jax.device_get(metrics.batched_cycles(*args, history=history))
+            args = [multihost.put(a, sharding) for a in (batch, active, depth)]
+            cycles, busy = map(multihost.to_host, metrics.batched_cycles(*args, history=history))
             yield (
                 chunk,
                 [cycles[b, : counts[i].shape[0]] for b, i in enumerate(chunk)],
