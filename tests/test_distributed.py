@@ -71,8 +71,7 @@ def _wait(procs, timeout=240):
 def _without_seconds(records):
     """Records without wall-clock fields, the only ones that differ between runs."""
     return [
-        dict(r, metrics={k: v for k, v in r["metrics"].items() if k != "seconds"})
-        for r in records
+        dict(r, metrics={k: v for k, v in r["metrics"].items() if k != "seconds"}) for r in records
     ]
 
 
