@@ -2,7 +2,7 @@
 
 Each point is its entries per PE in each broadcast column (N_i, K_i) and a FIFO depth;
 points are grouped by K class, padded to one shape per group and evaluated by
-`eie.metrics.batched_cycles`, the batch axis sharded over the devices with a
+`eie.metrics.sweep_cycles`, the batch axis sharded over the devices with a
 jax.sharding Mesh: every process's devices under jax.distributed (each process puts its
 own shards; the results are gathered to every process).
 """
@@ -42,7 +42,8 @@ def iter_cycles(
     """
     devices = list(devices) if devices is not None else jax.devices()
     mesh = Mesh(np.asarray(devices), ("points",))
-    sharding = NamedSharding(mesh, PartitionSpec("points"))
+    by_point = NamedSharding(mesh, PartitionSpec("points"))
+    by_column_point = NamedSharding(mesh, PartitionSpec(None, "points"))
     ndev = len(devices)
     groups: dict[int, list[int]] = {}
     for i, c in enumerate(counts):
@@ -57,19 +58,22 @@ def iter_cycles(
         per_chunk = _round_up(min(per_chunk, len(members)), ndev)
         for start in range(0, len(members), per_chunk):
             chunk = members[start : start + per_chunk]
-            batch = np.zeros((per_chunk, n_pad, k_pad), np.int32)
+            # Column-major: the scan reads one contiguous (points, PEs) slice per column.
+            batch = np.zeros((k_pad, per_chunk, n_pad), np.int32)
             num_cols = np.zeros(per_chunk, np.int32)
             # Batch padding repeats a real depth; its results are dropped.
             depth = np.full(per_chunk, fifo_depths[chunk[0]], np.int32)
             for b, i in enumerate(chunk):
                 n, k = counts[i].shape
-                batch[b, :n, :k] = counts[i]
+                batch[:k, b, :n] = counts[i].T
                 num_cols[b] = k
                 depth[b] = fifo_depths[i]
-            # Columns past a point's own K are not broadcast, so they change nothing.
-            active = np.arange(k_pad)[None, :] < num_cols[:, None]
-            args = [multihost.put(a, sharding) for a in (batch, active, depth)]
-            cycles, busy = map(multihost.to_host, metrics.batched_cycles(*args, history=history))
+            args = (
+                multihost.put(batch, by_column_point),
+                multihost.put(num_cols, by_point),
+                multihost.put(depth, by_point),
+            )
+            cycles, busy = map(multihost.to_host, metrics.sweep_cycles(*args, history=history))
             yield (
                 chunk,
                 [cycles[b, : counts[i].shape[0]] for b, i in enumerate(chunk)],
