@@ -18,6 +18,7 @@ import pytest
 from eie_jax import eie
 from eie_jax import sweep as sw
 from eie_jax.eie import benchmarks, fixed_point, metrics
+from eie_jax.eie.encode import entry_counts_by_column
 from eie_jax.errors import UserError
 from tests import synthetic
 
@@ -119,6 +120,23 @@ def test_entry_counts_match_encode(num_pes, index_bits):
     np.testing.assert_array_equal(counts, np.asarray(layer.counts))
     assert padding == layer.num_padding
     np.testing.assert_array_equal(eie.column_counts(codes, num_pes, index_bits), counts)
+
+
+@pytest.mark.parametrize("index_bits", [2, 4])
+def test_entry_counts_for_many_pe_counts_in_one_pass(index_bits):
+    """entry_counts_by_column (one radix sort by PE per N) equals encode for every N,
+    including N > 256 (16-bit keys) and N that do not divide M."""
+    rng = np.random.default_rng(index_bits)
+    codes = (rng.random((700, 30)) < 0.05) * rng.integers(1, 16, (700, 30))
+    codes[-1, 2] = 5  # a long gap
+    cols, rows = np.nonzero(np.ascontiguousarray(codes.T))
+    pes = [1, 3, 8, 64, 300]
+    found = entry_counts_by_column(rows, cols, codes.shape, pes, index_bits)
+    for n, (counts, padding) in zip(pes, found, strict=True):
+        cfg = eie.EIEConfig(num_pes=n, index_bits=index_bits)
+        layer = eie.encode(codes, np.linspace(0, 1, 16, dtype=np.float32), cfg)
+        np.testing.assert_array_equal(counts, np.asarray(layer.counts))
+        assert padding == layer.num_padding
 
 
 def test_synthetic_layer_holds_8_bit_codes():
