@@ -9,10 +9,10 @@ python -m experiments.bench_sweep --workdir=runs/bench_sweep
    synthetic layers the Fig. 8 sweep drew, as any second sweep of a process does).
 2. Splits that time: drawing the synthetic layers, entry counts (one pass per layer for
    all its PE counts, and the former one call per (layer, PE count)), evaluation with
-   empty jit caches and compiled (median of --repeats), for `metrics.sweep_cycles` (the
-   sweep's) and `metrics.batched_cycles` (the former vmapped `cycles_from_counts`).
-3. Alex-6 alone at 64 PEs / FIFO 8, cycles only, compiled: sweep_cycles and
-   eie.cycles_from_counts, against the 0.025 ms a plain C loop takes (quoted, issue 13).
+   empty jit caches and compiled (median of --repeats): the sweep's (`batching`: one
+   padded shape, chunks by length) and the former one (one shape per K class).
+3. Alex-6 alone at 64 PEs / FIFO 8, cycles only, compiled (eie.cycles_from_counts),
+   against the 0.025 ms a plain C loop takes (quoted, issue 13).
 4. One `eie.simulate` call per point (every --baseline_stride-th point), first call
    (compiling its shape) and second call timed apart; every point's total_cycles checked.
 Prints a table and writes DIR/bench_sweep.json.
@@ -96,7 +96,7 @@ def host_preparation(everything):
 
 
 def _old_batched(counts, depths):
-    """The former evaluation: metrics.batched_cycles over (B, N, K) with an active mask."""
+    """The former evaluation: one padded shape (and compilation) per K class."""
     out = []
     groups = {}
     for i, c in enumerate(counts):
@@ -119,7 +119,7 @@ def _old_batched(counts, depths):
 
 def evaluation(everything, repeats):
     """(cold, compiled) seconds of each sweep's batched evaluation, new and old."""
-    result = {"sweep_cycles": [0.0, 0.0], "batched_cycles": [0.0, 0.0]}
+    result = {"one_shape": [0.0, 0.0], "per_k_class": [0.0, 0.0]}
     for config in {id(c): c for c, _ in everything}.values():
         prepared = sweep.prepare_eie_points(
             config, [r["overrides"] for c, r in everything if c is config], log=lambda m: None
@@ -127,13 +127,13 @@ def evaluation(everything, repeats):
         counts = [p.counts for p in prepared]
         depths = [p.cfg.fifo_depth for p in prepared]
         runs = {
-            "sweep_cycles": functools.partial(
+            "one_shape": functools.partial(
                 sweep.evaluate_cycles,
                 counts,
                 depths,
                 max_batch_elements=config.max_batch_elements,
             ),
-            "batched_cycles": functools.partial(_old_batched, counts, depths),
+            "per_k_class": functools.partial(_old_batched, counts, depths),
         }
         for name, fn in runs.items():
             jax.clear_caches()
@@ -145,23 +145,15 @@ def evaluation(everything, repeats):
 
 
 def alex6_cycles_only(repeats):
-    """Compiled ms of Alex-6's cycles (64 PEs, FIFO 8): sweep_cycles, cycles_from_counts."""
+    """Compiled ms of Alex-6's cycles alone (64 PEs, FIFO 8), eie.cycles_from_counts."""
     config = eie_points.eie_base_config(num_pes=64, fifo_depth=8)
     config.layer = "Alex-6"
     (point,) = sweep.prepare_eie_points(config, [{}], log=lambda m: None)
-    n, k = point.counts.shape
-    k_pad = -(-k // 128) * 128
-    batch = np.zeros((k_pad, 1, n), np.int32)
-    batch[:k, 0] = point.counts.T
-    args = (jax.device_put(batch), np.asarray([k], np.int32), np.asarray([8], np.int32))
-    new = lambda: metrics.sweep_cycles(*args, history=8)  # noqa: E731
     counts = jax.device_put(point.counts)
-    active = jax.device_put(np.ones(k, bool))
-    old = lambda: eie.cycles_from_counts(counts, active, 8, history=8)  # noqa: E731
-    jax.block_until_ready((new(), old()))
-    c_new, c_old = np.asarray(new()[0])[0], np.asarray(old()[0])
-    assert np.array_equal(c_new, c_old)
-    return _median_s(new, repeats) * 1e3, _median_s(old, repeats) * 1e3, int(c_new.max())
+    active = jax.device_put(np.ones(point.counts.shape[1], bool))
+    run = functools.partial(eie.cycles_from_counts, counts, active, 8, history=8)
+    cycles = int(np.max(np.asarray(jax.block_until_ready(run())[0])))
+    return _median_s(run, repeats) * 1e3, cycles
 
 
 def per_point_simulate(everything, stride):
@@ -206,11 +198,11 @@ def main(argv):
     total_wall = sum(r["wall_s"] for r in rows.values())
     draw_s, one_pass_s, per_n_s = host_preparation(everything)
     ev = evaluation(everything, _REPEATS.value)
-    alex_new, alex_old, alex_cycles = alex6_cycles_only(_REPEATS.value)
+    alex_ms, alex_cycles = alex6_cycles_only(_REPEATS.value)
     encode_s, first_s, warm_s, checked = per_point_simulate(everything, _STRIDE.value)
     sim_ms = float(np.median(warm_s)) * 1e3
-    new_ms = ev["sweep_cycles"][1] / n * 1e3
-    old_ms = ev["batched_cycles"][1] / n * 1e3
+    new_ms = ev["one_shape"][1] / n * 1e3
+    old_ms = ev["per_k_class"][1] / n * 1e3
     result = {
         "devices": [str(d) for d in jax.devices()],
         "sweeps": rows,
@@ -227,9 +219,9 @@ def main(argv):
         "simulate_second_call_ms_median": sim_ms,
         "speedup_compiled_vs_simulate": sim_ms / new_ms,
         "speedup_compiled_old_vs_simulate": sim_ms / old_ms,
-        "alex6_cycles_only_ms": {"sweep_cycles": alex_new, "cycles_from_counts": alex_old},
+        "alex6_cycles_only_ms": alex_ms,
         "alex6_total_cycles": alex_cycles,
-        "alex6_vs_c_loop": alex_new / C_LOOP_MS,
+        "alex6_vs_c_loop": alex_ms / C_LOOP_MS,
     }
     lines = [
         "| measure | this code | former code (same run) |",
@@ -241,16 +233,15 @@ def main(argv):
         f"{draw_s:.2f} s, twice (once per sweep) |",
         f"| entry counts, all (layer, PE count) | {one_pass_s:.2f} s (one pass per layer) | "
         f"{per_n_s:.2f} s (one sort per PE count) |",
-        f"| evaluation with compilation | {ev['sweep_cycles'][0]:.2f} s | "
-        f"{ev['batched_cycles'][0]:.2f} s |",
+        f"| evaluation with compilation | {ev['one_shape'][0]:.2f} s (one shape) | "
+        f"{ev['per_k_class'][0]:.2f} s (one shape per K class) |",
         f"| evaluation compiled, per point (median of {_REPEATS.value}) | {new_ms:.3f} ms | "
         f"{old_ms:.3f} ms |",
         f"| one simulate call per point, compiled, median ({checked} points) | {sim_ms:.2f} ms | |",
         f"| speedup per point, compiled, over simulate | {sim_ms / new_ms:.1f}x | "
         f"{sim_ms / old_ms:.1f}x |",
         f"| Alex-6 cycles only, 64 PEs, FIFO 8, compiled (C loop: {C_LOOP_MS} ms, quoted) | "
-        f"{alex_new:.3f} ms ({alex_new / C_LOOP_MS:.0f}x the C loop) | {alex_old:.3f} ms "
-        f"({alex_old / C_LOOP_MS:.0f}x) |",
+        f"{alex_ms:.3f} ms ({alex_ms / C_LOOP_MS:.0f}x the C loop) | unchanged |",
     ]
     print("\n".join(lines))
     path = os.path.join(_WORKDIR.value, "bench_sweep.json")

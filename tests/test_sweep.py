@@ -17,7 +17,7 @@ import pytest
 
 from eie_jax import eie
 from eie_jax import sweep as sw
-from eie_jax.eie import benchmarks, fixed_point, metrics
+from eie_jax.eie import benchmarks, fixed_point
 from eie_jax.eie.encode import entry_counts_by_column
 from eie_jax.errors import UserError
 from tests import synthetic
@@ -443,36 +443,3 @@ def test_lenet_training_sweep_smoke(tmp_path):
     kept = sorted(r["metrics"]["weights_kept"] for r in records)
     assert kept == pytest.approx([0.08, 0.2], abs=2e-3)  # the target densities were applied
     assert all(r["metrics"]["compression_ratio"] > 1 for r in records)
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_sweep_cycles_equal_cycles_from_counts(seed):
-    """metrics.sweep_cycles (ring buffer, prefix columns, unrolled scan) gives the exact
-    integer cycles of eie.cycles_from_counts, point by point, on random cases: counts with
-    zeros and long columns, depths 1..history, points of different N and K in one batch."""
-    rng = np.random.default_rng(seed)
-    history = [8, 16, 64][seed % 3]
-    b, n_pad, k_pad = 7, 9, 96
-    batch = np.zeros((k_pad, b, n_pad), np.int32)
-    num_cols, depths, cases = [], [], []
-    for p in range(b):
-        n, k = int(rng.integers(1, n_pad + 1)), int(rng.integers(1, k_pad + 1))
-        counts = rng.integers(0, 6, (n, k)) * (rng.random((n, k)) < 0.6)
-        counts[:, rng.random(k) < 0.1] += rng.integers(0, 40)  # bursts that stall the FIFO
-        depth = int(rng.integers(1, history + 1)) if p else history  # the deepest, too
-        batch[:k, p, :n] = counts.T
-        num_cols.append(k)
-        depths.append(depth)
-        cases.append(counts)
-    # Columns past a point's num_cols are ignored, whatever they hold.
-    batch[np.arange(k_pad)[:, None] >= np.asarray(num_cols)[None, :]] = 7
-    cycles, busy = metrics.sweep_cycles(
-        batch, np.asarray(num_cols, np.int32), np.asarray(depths, np.int32), history=history
-    )
-    for p, counts in enumerate(cases):
-        n, k = counts.shape
-        want_c, want_b = eie.cycles_from_counts(
-            counts.astype(np.int32), np.ones(k, bool), depths[p], history=history
-        )
-        np.testing.assert_array_equal(np.asarray(cycles)[p, :n], want_c)
-        np.testing.assert_array_equal(np.asarray(busy)[p, :n], want_b)

@@ -3,12 +3,8 @@
 `batched_cycles` is the one vmapped form of the datapath's timing recurrence
 (`cycles_from_counts`): over design points (sweeps: per-point counts and FIFO depths) or
 over inputs (a trained layer on a test set: one count matrix, many activation patterns).
-`sweep_cycles` is the same recurrence rewritten for design-point sweeps, where each
-point's counts hold its broadcast columns only (a prefix of the padded axis): a scan over
-contiguous column slices with a ring buffer of stall bounds, no gathers of columns and no
-history shift, several columns per step; tests/test_sweep.py checks it equal to
-`cycles_from_counts` on random cases. `load_efficiency` is the paper's measure (ISCA 2016,
-Sec. VI-A): mean busy cycles of the PEs over the layer's total cycles.
+`load_efficiency` is the paper's measure (ISCA 2016, Sec. VI-A): mean busy cycles of the
+PEs over the layer's total cycles.
 """
 
 from __future__ import annotations
@@ -16,7 +12,6 @@ from __future__ import annotations
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from eie_jax.eie.datapath import cycles_from_counts
@@ -47,46 +42,3 @@ def batched_cycles(counts, active, fifo_depth, *, history: int):
     axes += (0 if np.ndim(fifo_depth) == 1 else None,)
     run = functools.partial(cycles_from_counts, history=history)
     return jax.vmap(run, in_axes=axes)(counts, active, fifo_depth)
-
-
-@functools.partial(jax.jit, static_argnames=("history", "unroll"))
-def sweep_cycles(counts, num_cols, fifo_depth, *, history: int, unroll: int = 8):
-    """Per-PE cycles of B design points whose broadcast columns come first.
-
-    counts (K, B, N) int32: point b's entries per PE in its k-th broadcast column, for
-    k < num_cols[b] (columns past it are ignored); num_cols (B,); fifo_depth (B,), each
-    <= history. K must be a multiple of `unroll` (columns per scan step). Returns
-    (pe_cycles, pe_busy), each (B, N): what cycles_from_counts gives each point.
-
-    The recurrence of datapath.timing_step, t_i = max(t_{i-1} + 1, S_{i-D}), s = max(f, t_i),
-    f = s + max(n, 1), S_i = max_k s: the last `history` values of S sit in a ring buffer
-    (slot i mod history), so the bound of step i is slot (i - D) mod history, which still
-    holds 0 for i < D (the slots are written in order and D <= history).
-    """
-    k, b, n = counts.shape
-    steps = counts.reshape(k // unroll, unroll, b, n)
-    points = jnp.arange(b)
-
-    def step(carry, block):
-        f, t, ring, i = carry
-        for u in range(unroll):
-            col = block[u]
-            bound = ring[(i - fifo_depth) % history, points]
-            t_new = jnp.maximum(t + 1, bound)
-            s = jnp.maximum(f, t_new[:, None])
-            ring = ring.at[i % history].set(jnp.max(s, axis=1))
-            valid = i < num_cols
-            f = jnp.where(valid[:, None], s + jnp.maximum(col, 1), f)
-            t = jnp.where(valid, t_new, t)
-            i = i + 1
-        return (f, t, ring, i), None
-
-    init = (
-        jnp.zeros((b, n), jnp.int32),
-        jnp.full((b,), -1, jnp.int32),
-        jnp.zeros((history, b), jnp.int32),
-        jnp.int32(0),
-    )
-    (f, _, _, _), _ = jax.lax.scan(step, init, steps)
-    broadcast = jnp.arange(k)[:, None, None] < num_cols[None, :, None]
-    return f, jnp.sum(jnp.where(broadcast, counts, 0), axis=0)

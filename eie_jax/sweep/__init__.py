@@ -29,7 +29,7 @@ from eie_jax.sweep.axes import (
     sweep,
     zip_,
 )
-from eie_jax.sweep.batching import K_CLASS_BITS, evaluate_cycles, iter_cycles
+from eie_jax.sweep.batching import CHUNK_POINTS, evaluate_cycles, iter_cycles
 from eie_jax.sweep.eie_points import (
     METRICS,
     EIEHost,
@@ -58,7 +58,7 @@ from eie_jax.sweep.store import (
 from eie_jax.workdir import apply_overrides
 
 __all__ = [
-    "EIEHost", "EIEPoint", "K_CLASS_BITS", "METRICS", "Overrides", "PLOT_OPTIONS",
+    "CHUNK_POINTS", "EIEHost", "EIEPoint", "METRICS", "Overrides", "PLOT_OPTIONS",
     "PRESENTATION_FIELDS", "Progress", "RESULTS_FILE", "RUNNERS", "ResultStore", "SWEEP_FILE",
     "results_files",
     "apply_overrides", "check_plot", "eie_base_config", "eie_config_of", "eie_metrics",
