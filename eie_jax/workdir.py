@@ -10,7 +10,9 @@ comparison) goes through these:
 - `fingerprint(value)`: a short hash of a JSON value, to key results by what they depend on.
 - `check_same_config(path, value, filename)`: writes PATH/FILENAME atomically on a fresh
   workdir, or raises a UserError naming the fields that differ from the recorded ones.
-- `lock(path)`: an exclusive `fcntl.flock` on PATH/.lock; a killed process releases it.
+- `lock(path, process_id)`: an exclusive `fcntl.flock` on PATH/.lock (process 0, which
+  every run has) or PATH/.lock.<id> (the other processes of a multi-process sweep); a killed
+  process releases it.
 - `apply_overrides(config, overrides, where)`: a copy of a ConfigDict with dotted or nested
   overrides written in, a UserError naming the field when it does not exist or has the
   wrong type.
@@ -63,7 +65,7 @@ def fingerprint(value, length: int = 16) -> str:
 
 def write_json_atomic(path: str, value, indent: int = 1):
     """Writes `value` as JSON through a temporary file, so a reader never sees half of it."""
-    tmp = path + ".tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"  # processes sharing a workdir write side by side
     with open(tmp, "w") as f:
         json.dump(jsonable(value), f, indent=indent, sort_keys=True)
     os.replace(tmp, path)
@@ -139,14 +141,18 @@ def check_same_config(path: str, value, filename: str = "config.json", *, ignore
 
 
 @contextlib.contextmanager
-def lock(path: str):
+def lock(path: str, process_id: int = 0):
     """Holds an exclusive lock on the workdir; a second holder gets a one-line UserError.
 
     fcntl.flock on PATH/.lock: the kernel drops it when the process exits or is killed, so a
     crashed run never leaves a stale lock. The file records the holder's pid for the message.
+    Processes of one multi-process run (jax.distributed) share the workdir: process 0 holds
+    PATH/.lock, which refuses any other run (each has a process 0), and process i > 0 holds
+    PATH/.lock.<i>, which refuses a second process with its id (they would write one file).
     """
     make(path)
-    file = os.path.join(path, LOCK_FILE)
+    file = os.path.join(path, LOCK_FILE if process_id == 0 else f"{LOCK_FILE}.{process_id}")
+    who = "another process" if process_id == 0 else f"another process {process_id}"
     with open(file, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -154,7 +160,7 @@ def lock(path: str):
             f.seek(0)
             holder = f.read().strip() or "?"
             raise UserError(
-                f"--workdir={path} is in use by another process (pid {holder}); wait for it to "
+                f"--workdir={path} is in use by {who} (pid {holder}); wait for it to "
                 "finish or use another --workdir"
             ) from None
         f.seek(0)

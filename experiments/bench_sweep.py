@@ -1,15 +1,24 @@
-"""Benchmark of the sweep runner: the Fig. 8 + Fig. 11 sweeps and one simulate call per point.
+"""Benchmark of the sweep runner: the Fig. 8 + Fig. 11 sweeps, where their time goes, and
+one simulate call per point.
 
 python -m experiments.bench_sweep --workdir=runs/bench_sweep
 
-Runs the EIE Fig. 8 (9 layers x 9 FIFO depths) and Fig. 11 (9 layers x 9 PE counts)
-sweeps from scratch (host preparation, compilation, evaluation and result files all
-timed), then evaluates the same 162 points (a) batched again, compiled, and (b) with one
-`eie.simulate` call per point, as a sweep without batching would, first call (compiling
-its shape) and second call timed apart. Every point's total_cycles is checked against the
-per-point simulate. Prints a table and writes DIR/bench_sweep.json.
+1. Runs the EIE Fig. 8 (9 layers x 9 FIFO depths) and Fig. 11 (9 layers x 9 PE counts)
+   sweeps from scratch, one after the other in this process (host preparation,
+   compilation, evaluation and result files all timed; the Fig. 11 sweep reuses the
+   synthetic layers the Fig. 8 sweep drew, as any second sweep of a process does).
+2. Splits that time: drawing the synthetic layers, entry counts (one pass per layer for
+   all its PE counts, and the former one call per (layer, PE count)), evaluation with
+   empty jit caches and compiled (median of --repeats): the sweep's (`batching`: one
+   padded shape, chunks by length) and the former one (one shape per K class).
+3. Alex-6 alone at 64 PEs / FIFO 8, cycles only, compiled (eie.cycles_from_counts),
+   against the 0.025 ms a plain C loop takes (quoted, issue 13).
+4. One `eie.simulate` call per point (every --baseline_stride-th point), first call
+   (compiling its shape) and second call timed apart; every point's total_cycles checked.
+Prints a table and writes DIR/bench_sweep.json.
 """
 
+import functools
 import json
 import os
 import shutil
@@ -20,18 +29,31 @@ import numpy as np
 from absl import flags
 
 from eie_jax import eie, errors, sweep
-from eie_jax.eie import benchmarks
+from eie_jax.eie import benchmarks, metrics
+from eie_jax.eie.encode import entry_counts, entry_counts_by_column
+from eie_jax.sweep import eie_points
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the sweeps and the JSON.")
 _STRIDE = flags.DEFINE_integer(
     "baseline_stride", 1, "Time one simulate call for every n-th point only (1: all points)."
 )
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions of compiled calls (median).")
 flags.mark_flags_as_required(["workdir"])
 
 SWEEPS = {
     "fig8": "configs/sweeps/fig8_fifo_depth.py",
     "fig11": "configs/sweeps/fig11_pe_count.py",
 }
+C_LOOP_MS = 0.025  # Alex-6, 64 PEs, FIFO 8: a plain C loop on one core (issue 13, quoted)
+
+
+def _median_s(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
 def run_sweeps(workdir):
@@ -44,34 +66,94 @@ def run_sweeps(workdir):
         start = time.perf_counter()
         records = sweep.run_sweep(config, axes, out, log=lambda msg: None)
         wall = time.perf_counter() - start
-        rows[name] = {"points": len(records), "wall_s": wall, "points_per_s": len(records) / wall}
+        rows[name] = {"points": len(records), "wall_s": wall}
         everything += [(config, r) for r in records]
         print(f"{name}: {len(records)} points in {wall:.2f} s ({len(records) / wall:.1f} /s)")
     return rows, everything
 
 
-def batched_eval(everything):
-    """Host preparation, then the batched evaluation of each sweep's points, as the sweep
-    runs it: first with empty jit caches (compilation included), then compiled."""
-    prep_s, cold_s, warm_s = 0.0, 0.0, 0.0
-    for config in {id(c): c for c, _ in everything}.values():
+def host_preparation(everything):
+    """Seconds to draw the layers, and to count entries in one pass vs one call per N."""
+    configs = [sweep.apply_overrides(c, r["overrides"]) for c, r in everything]
+    layers = {}
+    for point in configs:
+        layers.setdefault((point.layer, point.eie.index_bits), set()).add(point.eie.num_pes)
+    draw_s, one_pass_s, per_n_s = 0.0, 0.0, 0.0
+    for (name, index_bits), pes in layers.items():
         start = time.perf_counter()
+        codes, _, _ = benchmarks.synthetic_layer(benchmarks.get_spec(name), 0, eie.EIEConfig())
+        cols, rows = (a.astype(np.int32) for a in np.nonzero(np.ascontiguousarray(codes.T)))
+        draw_s += time.perf_counter() - start
+        start = time.perf_counter()
+        fast = entry_counts_by_column(rows, cols, codes.shape, sorted(pes), index_bits)
+        one_pass_s += time.perf_counter() - start
+        start = time.perf_counter()
+        slow = [entry_counts(rows, cols, codes.shape, n, index_bits) for n in sorted(pes)]
+        per_n_s += time.perf_counter() - start
+        for (a, pa), (b, pb) in zip(fast, slow, strict=True):
+            assert pa == pb and np.array_equal(a, b), name
+    return draw_s, one_pass_s, per_n_s
+
+
+def _old_batched(counts, depths):
+    """The former evaluation: one padded shape (and compilation) per K class."""
+    out = []
+    groups = {}
+    for i, c in enumerate(counts):
+        groups.setdefault(max(c.shape[1] - 1, 0).bit_length() // 2, []).append(i)
+    for members in groups.values():
+        n_pad = max(counts[i].shape[0] for i in members)
+        k_pad = max(-(-max(counts[i].shape[1] for i in members) // 128) * 128, 128)
+        batch = np.zeros((len(members), n_pad, k_pad), np.int32)
+        num_cols = np.zeros(len(members), np.int32)
+        for b, i in enumerate(members):
+            n, k = counts[i].shape
+            batch[b, :n, :k] = counts[i]
+            num_cols[b] = k
+        active = np.arange(k_pad)[None, :] < num_cols[:, None]
+        depth = np.asarray([depths[i] for i in members], np.int32)
+        history = eie.history_size(int(depth.max()))
+        out.append(metrics.batched_cycles(batch, active, depth, history=history))
+    return out
+
+
+def evaluation(everything, repeats):
+    """(cold, compiled) seconds of each sweep's batched evaluation, new and old."""
+    result = {"one_shape": [0.0, 0.0], "per_k_class": [0.0, 0.0]}
+    for config in {id(c): c for c, _ in everything}.values():
         prepared = sweep.prepare_eie_points(
-            config, [r["overrides"] for c, r in everything if c is config]
+            config, [r["overrides"] for c, r in everything if c is config], log=lambda m: None
         )
-        prep_s += time.perf_counter() - start
         counts = [p.counts for p in prepared]
         depths = [p.cfg.fifo_depth for p in prepared]
-        jax.clear_caches()
-        for rep in range(2):
+        runs = {
+            "one_shape": functools.partial(
+                sweep.evaluate_cycles,
+                counts,
+                depths,
+                max_batch_elements=config.max_batch_elements,
+            ),
+            "per_k_class": functools.partial(_old_batched, counts, depths),
+        }
+        for name, fn in runs.items():
+            jax.clear_caches()
             start = time.perf_counter()
-            sweep.evaluate_cycles(counts, depths, max_batch_elements=config.max_batch_elements)
-            elapsed = time.perf_counter() - start
-            if rep == 0:
-                cold_s += elapsed
-            else:
-                warm_s += elapsed
-    return prep_s, cold_s, warm_s
+            jax.block_until_ready(fn())
+            result[name][0] += time.perf_counter() - start
+            result[name][1] += _median_s(fn, repeats)
+    return result
+
+
+def alex6_cycles_only(repeats):
+    """Compiled ms of Alex-6's cycles alone (64 PEs, FIFO 8), eie.cycles_from_counts."""
+    config = eie_points.eie_base_config(num_pes=64, fifo_depth=8)
+    config.layer = "Alex-6"
+    (point,) = sweep.prepare_eie_points(config, [{}], log=lambda m: None)
+    counts = jax.device_put(point.counts)
+    active = jax.device_put(np.ones(point.counts.shape[1], bool))
+    run = functools.partial(eie.cycles_from_counts, counts, active, 8, history=8)
+    cycles = int(np.max(np.asarray(jax.block_until_ready(run())[0])))
+    return _median_s(run, repeats) * 1e3, cycles
 
 
 def per_point_simulate(everything, stride):
@@ -112,47 +194,54 @@ def main(argv):
     os.makedirs(_WORKDIR.value, exist_ok=True)
     print(f"devices: {jax.devices()}")
     rows, everything = run_sweeps(_WORKDIR.value)
-    total_points = sum(r["points"] for r in rows.values())
+    n = sum(r["points"] for r in rows.values())
     total_wall = sum(r["wall_s"] for r in rows.values())
-    prep_s, cold_s, warm_batched_s = batched_eval(everything)
+    draw_s, one_pass_s, per_n_s = host_preparation(everything)
+    ev = evaluation(everything, _REPEATS.value)
+    alex_ms, alex_cycles = alex6_cycles_only(_REPEATS.value)
     encode_s, first_s, warm_s, checked = per_point_simulate(everything, _STRIDE.value)
-
-    n = total_points
-    unbatched_per_point = (encode_s + first_s.sum()) / checked
+    sim_ms = float(np.median(warm_s)) * 1e3
+    new_ms = ev["one_shape"][1] / n * 1e3
+    old_ms = ev["per_k_class"][1] / n * 1e3
     result = {
         "devices": [str(d) for d in jax.devices()],
         "sweeps": rows,
         "total_points": n,
-        "total_wall_s": total_wall,
-        "total_points_per_s": n / total_wall,
-        "batched_host_prep_s": prep_s,
-        "batched_eval_with_compile_s": cold_s,
-        "batched_eval_compiled_s": warm_batched_s,
+        "end_to_end_s": total_wall,
+        "draw_layers_s": draw_s,
+        "entry_counts_one_pass_s": one_pass_s,
+        "entry_counts_per_n_s": per_n_s,
+        "eval_with_compile_s": {k: v[0] for k, v in ev.items()},
+        "eval_compiled_s": {k: v[1] for k, v in ev.items()},
         "simulate_points_timed": checked,
         "simulate_encode_s": encode_s,
-        "simulate_first_call_s_per_point": float(first_s.mean()),
-        "simulate_second_call_s_per_point": float(warm_s.mean()),
-        "speedup_eval_with_compile": float(first_s.mean()) / (cold_s / n),
-        "speedup_eval_compiled": float(warm_s.mean()) / (warm_batched_s / n),
-        "speedup_end_to_end": unbatched_per_point / (total_wall / n),
+        "simulate_first_call_ms_median": float(np.median(first_s)) * 1e3,
+        "simulate_second_call_ms_median": sim_ms,
+        "speedup_compiled_vs_simulate": sim_ms / new_ms,
+        "speedup_compiled_old_vs_simulate": sim_ms / old_ms,
+        "alex6_cycles_only_ms": alex_ms,
+        "alex6_total_cycles": alex_cycles,
+        "alex6_vs_c_loop": alex_ms / C_LOOP_MS,
     }
     lines = [
-        "| measure (per point = total / points) | batched sweep | one simulate call per point |",
+        "| measure | this code | former code (same run) |",
         "|---|---|---|",
-        f"| Fig. 8 + Fig. 11 sweeps, {n} points, wall: prep + compile + eval + files | "
-        f"{total_wall:.2f} s (fig8 {rows['fig8']['wall_s']:.2f} s, fig11 "
-        f"{rows['fig11']['wall_s']:.2f} s), {n / total_wall:.1f} points/s | |",
-        f"| host preparation (counts vs eie.encode) | {prep_s:.2f} s | {encode_s:.2f} s "
-        f"({checked} points) |",
-        f"| evaluation incl. compilation, per point | {cold_s / n * 1e3:.1f} ms | "
-        f"{first_s.mean() * 1e3:.1f} ms | ",
-        f"| evaluation compiled, per point | {warm_batched_s / n * 1e3:.2f} ms | "
-        f"{warm_s.mean() * 1e3:.2f} ms |",
-        f"| end to end, per point | {total_wall / n * 1e3:.1f} ms | "
-        f"{unbatched_per_point * 1e3:.1f} ms |",
-        f"| speedup: eval incl. compile / compiled / end to end | "
-        f"{result['speedup_eval_with_compile']:.1f}x / {result['speedup_eval_compiled']:.1f}x / "
-        f"{result['speedup_end_to_end']:.1f}x | |",
+        f"| Fig. 8 + Fig. 11 end to end, {n} points (fig8 {rows['fig8']['wall_s']:.2f} s, "
+        f"fig11 {rows['fig11']['wall_s']:.2f} s) | {total_wall:.2f} s | see the former "
+        "bench_sweep |",
+        f"| drawing the 9 synthetic layers (benchmarks.synthetic_layer) | {draw_s:.2f} s | "
+        f"{draw_s:.2f} s, twice (once per sweep) |",
+        f"| entry counts, all (layer, PE count) | {one_pass_s:.2f} s (one pass per layer) | "
+        f"{per_n_s:.2f} s (one sort per PE count) |",
+        f"| evaluation with compilation | {ev['one_shape'][0]:.2f} s (one shape) | "
+        f"{ev['per_k_class'][0]:.2f} s (one shape per K class) |",
+        f"| evaluation compiled, per point (median of {_REPEATS.value}) | {new_ms:.3f} ms | "
+        f"{old_ms:.3f} ms |",
+        f"| one simulate call per point, compiled, median ({checked} points) | {sim_ms:.2f} ms | |",
+        f"| speedup per point, compiled, over simulate | {sim_ms / new_ms:.1f}x | "
+        f"{sim_ms / old_ms:.1f}x |",
+        f"| Alex-6 cycles only, 64 PEs, FIFO 8, compiled (C loop: {C_LOOP_MS} ms, quoted) | "
+        f"{alex_ms:.3f} ms ({alex_ms / C_LOOP_MS:.0f}x the C loop) | unchanged |",
     ]
     print("\n".join(lines))
     path = os.path.join(_WORKDIR.value, "bench_sweep.json")

@@ -8,13 +8,21 @@ layers shrunk; the shapes simulated are logged). Any field of the base config ca
 overridden with --config.<field>=value (e.g. --config.seed=1 or --config.eie.num_pes=16);
 the fields are described in the config file and in eie_jax/sweep/eie_points.py
 (eie_base_config). Rerunning the same command skips finished points; a changed config is
-refused, and so is a second process on the same workdir.
+refused, and so is a second run on the same workdir.
+
+Several processes or hosts (jax.distributed; eie_jax/sweep/multihost.py): run the same
+command in each with --coordinator_address=HOST:PORT (process 0's host), --num_processes
+and --process_id, or under SLURM's srun / Open MPI's mpirun, which set them. The workdir
+must be shared; each process writes its own results.<process_id>.jsonl and process 0 draws
+the figures.
 """
 
+import jax
 from absl import flags
 from ml_collections import config_flags
 
 from eie_jax import errors, sweep
+from eie_jax.sweep import multihost
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config",
@@ -23,16 +31,29 @@ _CONFIG = config_flags.DEFINE_config_file(
     "with --config.<field>=value.",
     lock_config=True,
 )
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for results.jsonl and figures.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the results and figures.")
 _PLOT = flags.DEFINE_bool("plot", True, "Draw the config's figures when the sweep is done.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address",
+    None,
+    "HOST:PORT of process 0's coordinator (jax.distributed); default: from the environment "
+    "(JAX_COORDINATOR_ADDRESS, SLURM, Open MPI), or run alone.",
+)
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "Processes in the sweep (jax.distributed); default: environment."
+)
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None, "This process's id in [0, num_processes); default: environment."
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
     del argv
     axes = sweep.load_axes(flags.FLAGS["config"].config_filename)
+    multihost.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     sweep.run_sweep(_CONFIG.value, axes, _WORKDIR.value)
-    if _PLOT.value:
+    if _PLOT.value and jax.process_index() == 0:
         for path in sweep.plot_sweep(_WORKDIR.value):
             print(f"wrote {path}")
 

@@ -18,6 +18,7 @@ import pytest
 from eie_jax import eie
 from eie_jax import sweep as sw
 from eie_jax.eie import benchmarks, fixed_point
+from eie_jax.eie.encode import entry_counts_by_column
 from eie_jax.errors import UserError
 from tests import synthetic
 
@@ -119,6 +120,23 @@ def test_entry_counts_match_encode(num_pes, index_bits):
     np.testing.assert_array_equal(counts, np.asarray(layer.counts))
     assert padding == layer.num_padding
     np.testing.assert_array_equal(eie.column_counts(codes, num_pes, index_bits), counts)
+
+
+@pytest.mark.parametrize("index_bits", [2, 4])
+def test_entry_counts_for_many_pe_counts_in_one_pass(index_bits):
+    """entry_counts_by_column (one radix sort by PE per N) equals encode for every N,
+    including N > 256 (16-bit keys) and N that do not divide M."""
+    rng = np.random.default_rng(index_bits)
+    codes = (rng.random((700, 30)) < 0.05) * rng.integers(1, 16, (700, 30))
+    codes[-1, 2] = 5  # a long gap
+    cols, rows = np.nonzero(np.ascontiguousarray(codes.T))
+    pes = [1, 3, 8, 64, 300]
+    found = entry_counts_by_column(rows, cols, codes.shape, pes, index_bits)
+    for n, (counts, padding) in zip(pes, found, strict=True):
+        cfg = eie.EIEConfig(num_pes=n, index_bits=index_bits)
+        layer = eie.encode(codes, np.linspace(0, 1, 16, dtype=np.float32), cfg)
+        np.testing.assert_array_equal(counts, np.asarray(layer.counts))
+        assert padding == layer.num_padding
 
 
 def test_synthetic_layer_holds_8_bit_codes():
@@ -225,7 +243,7 @@ def test_bad_layer_of_ones_own_is_named(tmp_path, edit, match):
     config = sw.apply_overrides(sw.eie_base_config(layers=dict(mine=mine)), edit)
     with pytest.raises(UserError, match=match):
         sw.run_sweep(config, sw.sweep("eie.num_pes", [1, 2]), str(tmp_path))
-    assert not os.path.exists(tmp_path / sw.RESULTS_FILE)  # refused before any point ran
+    assert not sw.results_files(str(tmp_path))  # refused before any point ran
 
 
 def test_legend_title_names_the_series(tmp_path):
@@ -265,7 +283,7 @@ def test_second_sweep_on_one_workdir_is_refused(tmp_path):
         f"error: --workdir={tmp_path} is in use by another process (pid {holder.pid}); wait "
         "for it to finish or use another --workdir"
     )
-    assert "Traceback" not in out.stderr and not os.path.exists(tmp_path / sw.RESULTS_FILE)
+    assert "Traceback" not in out.stderr and not sw.results_files(str(tmp_path))
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     records = sw.run_sweep(_small_eie_config(), _small_eie_axes()[:2], str(tmp_path))
@@ -346,8 +364,11 @@ def fake_train(tmp_path, monkeypatch):
 
 
 def _assert_each_point_once(workdir, total):
-    with open(os.path.join(workdir, sw.RESULTS_FILE)) as f:
-        lines = [json.loads(line) for line in f]
+    """Every point has exactly one line, over all the processes' results files."""
+    lines = []
+    for path in sw.results_files(str(workdir)):
+        with open(path) as f:
+            lines += [json.loads(line) for line in f]
     assert sorted(r["index"] for r in lines) == list(range(total))
     for r in lines:
         assert r["metrics"]["score"] == r["overrides"]["a"] * 10
@@ -363,7 +384,7 @@ def test_resume_after_an_exception(tmp_path, fake_train, monkeypatch):
         sw.run_sweep(_train_config(), _train_axes(), workdir)
     assert len(sw.load_results(workdir)) == 3
     # A line cut short by a crash mid-write is dropped, not mixed into the next line.
-    with open(os.path.join(workdir, sw.RESULTS_FILE), "a") as f:
+    with open(os.path.join(workdir, sw.RESULTS_FILE.format(process=0)), "a") as f:
         f.write('{"index": 5, "overr')
     monkeypatch.delenv("FAKE_TRAIN_FAIL_AT")
     fake_train_mod.CALLS.clear()
@@ -392,7 +413,7 @@ def test_resume_after_kill(tmp_path, fake_train):
     cmd = [sys.executable, "-m", "experiments.sweep", f"--config={config_file}"]
     cmd.append(f"--workdir={workdir}")
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE)
-    results = workdir / sw.RESULTS_FILE
+    results = workdir / sw.RESULTS_FILE.format(process=0)
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
         if results.exists() and len(results.read_text().splitlines()) >= 2:

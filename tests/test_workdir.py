@@ -47,6 +47,17 @@ def test_lock_refuses_a_second_holder_and_is_released(tmp_path):
         pass
 
 
+def test_processes_of_one_run_lock_side_by_side(tmp_path):
+    """Process 0 holds .lock and process i > 0 holds .lock.<i>: the processes of one
+    multi-process run share the workdir, two processes with one id do not."""
+    path = str(tmp_path / "w")
+    with workdir.lock(path, 0), workdir.lock(path, 1), workdir.lock(path, 2):
+        with pytest.raises(UserError, match=f"--workdir={path} is in use by another process 1 "):
+            with workdir.lock(path, 1):
+                pass
+    assert sorted(os.listdir(path)) == [".lock", ".lock.1", ".lock.2"]
+
+
 def test_unusable_workdir_is_one_line(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")

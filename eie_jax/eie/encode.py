@@ -200,32 +200,49 @@ def entry_counts(rows, cols, shape: tuple[int, int], num_pes: int, index_bits: i
 
     The count alone, without building the streams (ISCA 2016, Sec. III-B): row r goes to PE
     r mod N as local row r // N; a gap of g zero local rows before an entry of a PE's
-    column costs floor(g / 2**index_bits) padding entries. rows, cols: the nonzeros of W
-    (np.nonzero). Returns (counts (N, K) int32, num_padding).
+    column costs floor(g / 2**index_bits) padding entries. rows, cols: the nonzeros of W in
+    any order (np.nonzero). Returns (counts (N, K) int32, num_padding).
+    """
+    m, _ = shape
+    key = np.sort(np.asarray(cols, np.int64) * m + np.asarray(rows, np.int64))
+    cols, rows = np.divmod(key, m)
+    return entry_counts_by_column(rows, cols, shape, [num_pes], index_bits)[0]
+
+
+def entry_counts_by_column(rows, cols, shape: tuple[int, int], pe_counts, index_bits: int):
+    """entry_counts for several PE counts from one pass over the nonzeros.
+
+    rows, cols: the nonzeros of W in column-major order (by column, then row; e.g.
+    `np.nonzero(W.T)` reversed). For each N, one stable radix sort by PE (8 or 16 bit keys)
+    puts every (PE, column) slice's entries together in row order, so no comparison sort
+    of all nonzeros is needed. Returns [(counts (N, K) int32, num_padding)] per N.
     """
     m, k = shape
-    n = num_pes
-    r = -(-m // n)
-    dtype = np.int32 if k * n * r < 2**31 else np.int64
-    rows, cols = np.asarray(rows).astype(dtype), np.asarray(cols).astype(dtype)
-    slice_id = cols * n + rows % n  # (column, PE) slices, column-major
-    counts = np.bincount(slice_id, minlength=n * k)
-    padding = 0
-    if r > (1 << index_bits):  # otherwise no gap can reach 2**index_bits rows
-        # One sort by (column, PE, local row) replaces encode's dense (N, K, R) transpose.
-        key = np.sort(slice_id * r + rows // n)
-        ids = key // r
-        local = key - ids * r
-        gap = np.empty_like(local)
-        gap[0:1] = local[0:1]
-        gap[1:] = np.where(ids[1:] == ids[:-1], local[1:] - local[:-1] - 1, local[1:])
-        pads = gap >> index_bits
-        has = pads > 0
-        counts = counts + np.bincount(ids[has], weights=pads[has], minlength=n * k).astype(
-            counts.dtype
-        )
-        padding = int(pads.sum())
-    return counts.reshape(k, n).T.astype(np.int32), padding
+    rows = np.asarray(rows, np.int32 if m < 2**31 else np.int64)
+    cols = np.asarray(cols, rows.dtype)
+    out = []
+    for n in pe_counts:
+        r = -(-m // n)
+        pe = rows % n
+        dtype = np.int32 if n * k < 2**31 else np.int64
+        slice_id = pe.astype(dtype) * k + cols  # PE-major, column-minor
+        counts = np.bincount(slice_id, minlength=n * k)
+        padding = 0
+        if r > (1 << index_bits):  # otherwise no gap can reach 2**index_bits rows
+            key = pe.astype(np.uint8 if n <= 2**8 else np.uint16 if n <= 2**16 else np.int64)
+            order = np.argsort(key, kind="stable")
+            ids, local = slice_id[order], rows[order] // n
+            gap = np.empty_like(local)
+            gap[0:1] = local[0:1]
+            gap[1:] = np.where(ids[1:] == ids[:-1], local[1:] - local[:-1] - 1, local[1:])
+            pads = gap >> index_bits
+            has = pads > 0
+            counts = counts + np.bincount(ids[has], weights=pads[has], minlength=n * k).astype(
+                counts.dtype
+            )
+            padding = int(pads.sum())
+        out.append((counts.reshape(n, k).astype(np.int32), padding))
+    return out
 
 
 @dataclasses.dataclass(frozen=True)

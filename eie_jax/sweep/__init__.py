@@ -7,12 +7,14 @@ A sweep config file defines `get_config(arg)` (the base ConfigDict) and `get_swe
       return product(sweep('layer', ['Alex-7', 'VGG-7']), sweep('eie.fifo_depth', [1, 8]))
 
 - axes.py: the axes (`sweep`, `product`, `zip_`) and their check against the config;
-- store.py: DIR/results.jsonl and DIR/sweep_config.json, so a rerun skips finished points
-  and a changed config is refused;
+- store.py: DIR/results.<process>.jsonl and DIR/sweep_config.json, so a rerun skips
+  finished points (any process's) and a changed config is refused;
 - eie_points.py, batching.py: EIE design points, batched into few compiled calls
   (`config.runner == 'eie'`); layers from Table III or of one's own shape;
 - runners.py: `run_sweep` (EIE points, or one training run per point with
   `config.runner == 'train'`), under the workdir's lock;
+- multihost.py: one sweep over several processes and hosts (jax.distributed): training
+  points split by index, EIE points sharded over every process's devices;
 - plot.py: the PNG figures the config declares in `config.plots` (options: PLOT_OPTIONS).
 """
 
@@ -27,7 +29,7 @@ from eie_jax.sweep.axes import (
     sweep,
     zip_,
 )
-from eie_jax.sweep.batching import K_CLASS_BITS, evaluate_cycles, iter_cycles
+from eie_jax.sweep.batching import CHUNK_POINTS, evaluate_cycles, iter_cycles
 from eie_jax.sweep.eie_points import (
     METRICS,
     EIEHost,
@@ -51,12 +53,14 @@ from eie_jax.sweep.store import (
     ResultStore,
     load_results,
     load_sweep_meta,
+    results_files,
 )
 from eie_jax.workdir import apply_overrides
 
 __all__ = [
-    "EIEHost", "EIEPoint", "K_CLASS_BITS", "METRICS", "Overrides", "PLOT_OPTIONS",
+    "CHUNK_POINTS", "EIEHost", "EIEPoint", "METRICS", "Overrides", "PLOT_OPTIONS",
     "PRESENTATION_FIELDS", "Progress", "RESULTS_FILE", "RUNNERS", "ResultStore", "SWEEP_FILE",
+    "results_files",
     "apply_overrides", "check_plot", "eie_base_config", "eie_config_of", "eie_metrics",
     "entry_counts", "evaluate_cycles", "evaluate_eie_points", "expand", "figure",
     "iter_cycles", "iter_eie_metrics", "layer_spec_of", "load_axes", "load_results",

@@ -1,9 +1,10 @@
-"""Many EIE design points in few compiled calls: group by padded shape, shard the batch.
+"""Many EIE design points in one compiled shape: chunk by length, shard the batch.
 
 Each point is its entries per PE in each broadcast column (N_i, K_i) and a FIFO depth;
-points are grouped by K class, padded to one shape per group and evaluated by
-`eie.metrics.batched_cycles`, the batch axis sharded over the local devices with a
-jax.sharding Mesh.
+points are chunked by K, every chunk padded to one shape and evaluated by
+`eie.metrics.batched_cycles`, the batch axis sharded over the devices with a
+jax.sharding Mesh: every process's devices under jax.distributed (each process puts its
+own shards; the results are gathered to every process).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from eie_jax import eie
 from eie_jax.eie import metrics
+from eie_jax.sweep import multihost
 
-# Points whose broadcast counts share floor(log2(K - 1) / K_CLASS_BITS) share a compiled call.
-K_CLASS_BITS = 2
+# A call evaluates at most CHUNK_POINTS points, of broadcast counts within LENGTH_RATIO.
+CHUNK_POINTS = 32
+LENGTH_RATIO = 2
 
 
 def iter_cycles(
@@ -28,51 +31,60 @@ def iter_cycles(
     devices: Sequence[jax.Device] | None = None,
     max_batch_elements: int = 1 << 25,
 ) -> Iterator[tuple[list[int], list[np.ndarray], list[np.ndarray]]]:
-    """Per-PE cycles of many design points, one compiled call per padded shape.
+    """Per-PE cycles of many design points: chunks of one padded shape, one compilation.
 
     counts[i] (N_i, K_i) holds design point i's entries per PE in each *broadcast* column;
-    fifo_depths[i] its queue depth. Points are grouped by K class (log2 K_i in steps of
-    K_CLASS_BITS); a group pads N, K and the batch to common sizes and runs as chunks of one
-    shape, the batch axis sharded over `devices` (default: jax.devices()). Zero-count PEs
-    added by padding finish no later than the real ones, so they change neither the
-    broadcast stalls nor the maximum. Yields (indices, pe_cycles, pe_busy) per chunk, each
-    array trimmed to the point's N.
+    fifo_depths[i] its queue depth. Points are chunked by increasing K (`_chunks_by_length`)
+    and every chunk is padded to the largest N, K and chunk size, the batch axis sharded
+    over `devices` (default: jax.devices(), every process's).
+    Zero-count PEs added by padding finish no later than the real ones, so they change
+    neither the broadcast stalls nor the maximum. Yields (indices, pe_cycles, pe_busy) per
+    chunk, each array trimmed to the point's N.
     """
     devices = list(devices) if devices is not None else jax.devices()
     mesh = Mesh(np.asarray(devices), ("points",))
     sharding = NamedSharding(mesh, PartitionSpec("points"))
     ndev = len(devices)
-    groups: dict[int, list[int]] = {}
-    for i, c in enumerate(counts):
-        # Classes a factor of 4 wide: each compile costs about a second on CPU, so fewer
-        # groups beat tighter padding (the loop runs to the group's longest point).
-        groups.setdefault(max(c.shape[1] - 1, 0).bit_length() // K_CLASS_BITS, []).append(i)
-    for _, members in sorted(groups.items()):
-        n_pad = max(counts[i].shape[0] for i in members)
-        k_pad = max(_round_up(max(counts[i].shape[1] for i in members), 128), 128)
-        history = eie.history_size(max(fifo_depths[i] for i in members))
-        per_chunk = max(1, max_batch_elements // (n_pad * k_pad))
-        per_chunk = _round_up(min(per_chunk, len(members)), ndev)
-        for start in range(0, len(members), per_chunk):
-            chunk = members[start : start + per_chunk]
-            batch = np.zeros((per_chunk, n_pad, k_pad), np.int32)
-            num_cols = np.zeros(per_chunk, np.int32)
-            # Batch padding repeats a real depth; its results are dropped.
-            depth = np.full(per_chunk, fifo_depths[chunk[0]], np.int32)
-            for b, i in enumerate(chunk):
-                n, k = counts[i].shape
-                batch[b, :n, :k] = counts[i]
-                num_cols[b] = k
-                depth[b] = fifo_depths[i]
-            # Columns past a point's own K are not broadcast, so they change nothing.
-            active = np.arange(k_pad)[None, :] < num_cols[:, None]
-            args = jax.device_put((batch, active, depth), sharding)
-            cycles, busy = jax.device_get(metrics.batched_cycles(*args, history=history))
-            yield (
-                chunk,
-                [cycles[b, : counts[i].shape[0]] for b, i in enumerate(chunk)],
-                [busy[b, : counts[i].shape[0]] for b, i in enumerate(chunk)],
-            )
+    if not counts:
+        return
+    # One shape for every call, so one compilation per sweep (each costs about a second on
+    # CPU): the loop's trip count is traced, so padding K costs no steps, only memory.
+    n_pad = max(c.shape[0] for c in counts)
+    k_pad = max(_round_up(max(c.shape[1] for c in counts), 128), 128)
+    history = eie.history_size(max(fifo_depths))
+    per_chunk = max(1, min(max_batch_elements // (n_pad * k_pad), CHUNK_POINTS, len(counts)))
+    per_chunk = _round_up(per_chunk, ndev)
+    for chunk in _chunks_by_length([c.shape[1] for c in counts], per_chunk):
+        batch = np.zeros((per_chunk, n_pad, k_pad), np.int32)
+        num_cols = np.zeros(per_chunk, np.int32)
+        # Batch padding repeats a real depth; its results are dropped.
+        depth = np.full(per_chunk, fifo_depths[chunk[0]], np.int32)
+        for b, i in enumerate(chunk):
+            n, k = counts[i].shape
+            batch[b, :n, :k] = counts[i]
+            num_cols[b] = k
+            depth[b] = fifo_depths[i]
+        # Columns past a point's own K are not broadcast, so they change nothing.
+        active = np.arange(k_pad)[None, :] < num_cols[:, None]
+        args = [multihost.put(a, sharding) for a in (batch, active, depth)]
+        cycles, busy = map(multihost.to_host, metrics.batched_cycles(*args, history=history))
+        yield (
+            chunk,
+            [cycles[b, : counts[i].shape[0]] for b, i in enumerate(chunk)],
+            [busy[b, : counts[i].shape[0]] for b, i in enumerate(chunk)],
+        )
+
+
+def _chunks_by_length(lengths: Sequence[int], size: int) -> list[list[int]]:
+    """Point indices in chunks of at most `size`, by increasing length, each chunk's
+    longest at most LENGTH_RATIO times its shortest (a chunk runs as long as its longest)."""
+    chunks: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        first = lengths[chunks[-1][0]] if chunks else 0
+        if not chunks or len(chunks[-1]) == size or lengths[i] > LENGTH_RATIO * max(first, 64):
+            chunks.append([])
+        chunks[-1].append(i)
+    return chunks
 
 
 def evaluate_cycles(counts, fifo_depths, **kwargs) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -8,12 +8,15 @@ a Table III name, or a layer of one's own declared in `config.layers`:
     config.layer = 'my_fc'   # or sweep('layer', ['my_fc', 'Alex-7']),
                              # or sweep('layers.my_fc.weight_density', [0.05, 0.1, 0.2])
 
-Entry counts are computed once per (layer, num_pes, index_bits) on the host
-(`eie.encode.entry_counts`); the cycles of all points come from `batching.iter_cycles`.
+Entry counts are computed on the host once per (layer, index_bits) for every PE count the
+sweep needs, from one pass over the layer's nonzeros (`eie.encode.entry_counts_by_column`);
+synthetic layers are kept for the next sweep of the process (the last LAYER_CACHE_SIZE);
+the cycles of all points come from `batching.iter_cycles`.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 
@@ -24,7 +27,7 @@ from absl import logging
 
 from eie_jax import eie, storage, workdir
 from eie_jax.eie import benchmarks, metrics
-from eie_jax.eie.encode import entry_counts
+from eie_jax.eie.encode import entry_counts_by_column
 from eie_jax.errors import UserError
 from eie_jax.sweep.axes import Overrides, product, sweep
 from eie_jax.sweep.batching import iter_cycles
@@ -34,6 +37,10 @@ METRICS = (
     "total_cycles", "time_us", "load_efficiency", "busy_entries", "real_work_ratio",
     "num_entries", "num_padding", "padding_share", "storage_bits", "broadcasts",
 )  # fmt: skip
+# Synthetic layers (nonzeros and input) kept between sweeps of one process: a Fig. 8 and a
+# Fig. 11 sweep draw the same nine layers.
+LAYER_CACHE_SIZE = 9
+_LAYERS: collections.OrderedDict = collections.OrderedDict()
 
 
 def eie_base_config(arg=None, *, layers=None, **eie_fields) -> ml_collections.ConfigDict:
@@ -114,14 +121,23 @@ class EIEPoint:
 class EIEHost:
     """Caches synthetic layers and entry counts so each (layer, N, index_bits) is done once.
 
-    log: where the shape each layer is simulated at goes (once per layer).
+    `plan(configs)` before the first `point` lets the counts of every PE count a layer
+    needs come from one pass over its nonzeros. log: where the shape each layer is
+    simulated at goes (once per layer).
     """
 
     def __init__(self, log: Callable[[str], None] | None = None):
         self.log = log or (lambda msg: logging.info("%s", msg))
-        self.layers, self.counts, self.active = {}, {}, {}
+        self.counts, self.active, self.wanted = {}, {}, collections.defaultdict(set)
+        self.logged = set()
 
-    def point(self, config: ml_collections.ConfigDict) -> EIEPoint:
+    def plan(self, configs: Sequence[ml_collections.ConfigDict]):
+        """Notes the PE counts each (layer, index_bits) will be asked for."""
+        for config in configs:
+            cfg, layer_key = self._keys(config)
+            self.wanted[(layer_key, cfg.index_bits)].add(cfg.num_pes)
+
+    def _keys(self, config):
         cfg = eie_config_of(config)
         if not config.layer_scale > 0:
             raise UserError(f"config.layer_scale={config.layer_scale!r}: must be > 0")
@@ -130,26 +146,33 @@ class EIEHost:
                 f"config.counts_from={config.counts_from!r}: must be 'counts' or 'encode'"
             )
         spec = layer_spec_of(config)
-        layer_key = (spec, config.seed, config.layer_scale, cfg.weight_bits)
-        if layer_key not in self.layers:
-            self.layers[layer_key] = self._layer(spec, config, cfg)
-        codes, codebook, x, rows, cols = self.layers[layer_key]
+        return cfg, (spec, config.seed, config.layer_scale, cfg.weight_bits)
+
+    def point(self, config: ml_collections.ConfigDict) -> EIEPoint:
+        cfg, layer_key = self._keys(config)
+        codebook, x, rows, cols, shape = self._layer(layer_key)
         count_key = (layer_key, cfg.num_pes, cfg.index_bits, config.counts_from)
         if count_key not in self.counts:
             if config.counts_from == "encode":
+                spec, seed, _, _ = layer_key
+                codes, _, _ = benchmarks.synthetic_layer(_scaled(spec, layer_key[2]), seed, cfg)
                 layer = eie.encode(codes, codebook, cfg)
                 self.counts[count_key] = (np.asarray(layer.counts), layer.num_padding)
             else:
-                self.counts[count_key] = entry_counts(
-                    rows, cols, codes.shape, cfg.num_pes, cfg.index_bits
-                )
+                pes = sorted(self.wanted[(layer_key, cfg.index_bits)] | {cfg.num_pes})
+                pes = [
+                    n for n in pes if (layer_key, n, cfg.index_bits, "counts") not in self.counts
+                ]
+                found = entry_counts_by_column(rows, cols, shape, pes, cfg.index_bits)
+                for n, counts in zip(pes, found, strict=True):
+                    self.counts[(layer_key, n, cfg.index_bits, "counts")] = counts
         counts, num_padding = self.counts[count_key]
         active_key = (layer_key, cfg.act_frac_bits)
         if active_key not in self.active:
             # Broadcast iff the quantised activation is nonzero (the LNZD skips the rest).
             # fixed_point.quantize in NumPy (float32, round half to even): no device call.
             active = np.round(np.float32(x) * np.float32(1 << cfg.act_frac_bits)) != 0
-            per_col = np.bincount(cols, minlength=codes.shape[1])
+            per_col = np.bincount(cols, minlength=shape[1])
             self.active[active_key] = (active, int(per_col[active].sum()))
         active, real_active = self.active[active_key]
         return EIEPoint(
@@ -158,27 +181,43 @@ class EIEHost:
             num_entries=int(counts.sum()),
             num_padding=num_padding,
             real_active=real_active,
-            shape=codes.shape,
+            shape=shape,
         )
 
-    def _layer(self, spec, config, cfg):
-        scale = config.layer_scale
-        scaled = dataclasses.replace(
-            spec,
-            in_features=max(1, round(spec.in_features * scale)),
-            out_features=max(1, round(spec.out_features * scale)),
-        )
-        m, k = scaled.shape
-        note = (
-            "" if scale == 1 else f" (layer_scale {scale:g} of {spec.shape[0]} x {spec.shape[1]})"
-        )
-        self.log(
-            f"sweep: layer {spec.name} simulated as {m} x {k}{note}, weight density "
-            f"{spec.weight_density:g}, activation density {spec.act_density:g}, seed {config.seed}"
-        )
-        codes, codebook, x = benchmarks.synthetic_layer(scaled, config.seed, cfg)
-        rows, cols = (a.astype(np.int32) for a in np.nonzero(codes))
-        return codes, codebook, x, rows, cols
+    def _layer(self, layer_key):
+        """(codebook, x, rows, cols, shape), nonzeros in column-major order; cached."""
+        spec, seed, scale, weight_bits = layer_key
+        scaled = _scaled(spec, scale)
+        if layer_key not in self.logged:
+            self.logged.add(layer_key)
+            m, k = scaled.shape
+            note = (
+                ""
+                if scale == 1
+                else f" (layer_scale {scale:g} of {spec.shape[0]} x {spec.shape[1]})"
+            )
+            self.log(
+                f"sweep: layer {spec.name} simulated as {m} x {k}{note}, weight density "
+                f"{spec.weight_density:g}, activation density {spec.act_density:g}, seed {seed}"
+            )
+        if layer_key in _LAYERS:
+            _LAYERS.move_to_end(layer_key)
+            return _LAYERS[layer_key]
+        cfg = eie.EIEConfig(weight_bits=weight_bits)
+        codes, codebook, x = benchmarks.synthetic_layer(scaled, seed, cfg)
+        cols, rows = (a.astype(np.int32) for a in np.nonzero(np.ascontiguousarray(codes.T)))
+        _LAYERS[layer_key] = (codebook, x, rows, cols, codes.shape)
+        while len(_LAYERS) > LAYER_CACHE_SIZE:
+            _LAYERS.popitem(last=False)
+        return _LAYERS[layer_key]
+
+
+def _scaled(spec: benchmarks.LayerSpec, scale: float) -> benchmarks.LayerSpec:
+    return dataclasses.replace(
+        spec,
+        in_features=max(1, round(spec.in_features * scale)),
+        out_features=max(1, round(spec.out_features * scale)),
+    )
 
 
 def eie_metrics(point: EIEPoint, pe_cycles, pe_busy) -> dict:
@@ -213,7 +252,9 @@ def prepare_eie_points(
 ) -> list[EIEPoint]:
     """Host inputs of each point (validated; counts computed once per layer and N)."""
     host = EIEHost(log)
-    return [host.point(workdir.apply_overrides(config, p)) for p in points]
+    configs = [workdir.apply_overrides(config, p) for p in points]
+    host.plan(configs)
+    return [host.point(c) for c in configs]
 
 
 def iter_eie_metrics(

@@ -1,14 +1,19 @@
 """run_sweep: every point of a sweep not already in its workdir, under the workdir's lock.
 
-- `config.runner == 'eie'`: EIE design points, batched (`eie_points.iter_eie_metrics`).
+- `config.runner == 'eie'`: EIE design points, batched (`eie_points.iter_eie_metrics`),
+  sharded over every device of every process; process 0 writes the results.
 - `config.runner == 'train'`: one training run per point, one after another, through the
-  function named by `config.train_fn` (`train_fn(config[, workdir]) -> metrics`).
+  function named by `config.train_fn` (`train_fn(config[, workdir]) -> metrics`); with
+  several processes (jax.distributed, `multihost.py`) each trains its share of the points.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import importlib
 import inspect
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 
@@ -18,6 +23,7 @@ from absl import logging
 
 from eie_jax import workdir as workdirs
 from eie_jax.errors import UserError
+from eie_jax.sweep import multihost
 from eie_jax.sweep.axes import Overrides, expand, point_key
 from eie_jax.sweep.eie_points import iter_eie_metrics
 from eie_jax.sweep.store import Progress, ResultStore, load_results
@@ -35,6 +41,9 @@ def run_sweep(
 ) -> list[dict]:
     """Runs every point of the sweep not already in workdir; returns all records.
 
+    Every process of a multi-process run calls it with the same arguments: each takes its
+    own lock, reads the points finished by any process, waits for the others, then runs
+    its share (`multihost`); all return the merged records once every process is done.
     Raises UserError for an unknown runner or field, an invalid point, a workdir that
     holds another sweep, or one that another process is sweeping into.
     """
@@ -43,25 +52,34 @@ def run_sweep(
     if runner not in RUNNERS:
         raise UserError(f"config.runner={runner!r}: must be one of {RUNNERS}")
     points = expand(config, axes)
-    with workdirs.lock(workdir):
-        store = ResultStore(workdir)
+    process, processes = jax.process_index(), jax.process_count()
+    with workdirs.lock(workdir, process):
+        store = ResultStore(workdir, process)
         done = store.open(config, points)
+        # Every process has read the finished points before any process adds one.
+        multihost.barrier("sweep: finished points read")
         pending = [(i, p) for i, p in enumerate(points) if point_key(p) not in done]
-        progress = Progress(len(points), len(points) - len(pending), log)
+        where = f", process {process} of {processes}" if processes > 1 else ""
         log(
             f"sweep: {len(points)} points, {len(points) - len(pending)} already done, "
-            f"runner {runner!r}, workdir {workdir}"
+            f"runner {runner!r}, workdir {workdir}{where}"
         )
         if pending and runner == "eie":
+            progress = Progress(len(points), len(points) - len(pending), log)
             _run_eie_points(config, pending, store, progress, devices, log)
         elif pending:
-            _run_training_points(config, pending, store, progress)
+            mine = multihost.share(pending)
+            progress = Progress(len(mine), 0, log)
+            _run_training_points(config, mine, store, progress)
+        multihost.barrier("sweep: every point done")
         return load_results(workdir)
 
 
 def _run_eie_points(config, pending, store: ResultStore, progress: Progress, devices, log):
     overrides = [p for _, p in pending]
     for chunk in iter_eie_metrics(config, overrides, devices=devices, log=log):
+        if jax.process_index() != 0:
+            continue  # every process computes its shards; process 0 writes them all
         records = [
             {"index": pending[i][0], "overrides": pending[i][1], "metrics": metrics}
             for i, metrics in chunk
@@ -89,10 +107,32 @@ def _run_training_points(config, pending, store: ResultStore, progress: Progress
     takes_workdir = "workdir" in inspect.signature(train_fn).parameters
     # Every point's config is checked before the first one trains.
     configs = [(i, p, workdirs.apply_overrides(config, p)) for i, p in pending]
-    for index, overrides, point_config in configs:
-        kwargs = {}
-        if takes_workdir:
-            kwargs["workdir"] = os.path.join(store.workdir, "points", f"{index:05d}")
-        metrics = train_fn(point_config, **kwargs)
-        store.append([{"index": index, "overrides": overrides, "metrics": metrics}])
-        progress.update(1)
+    with _trainer(config.train_fn) as train:
+        for index, overrides, point_config in configs:
+            kwargs = {}
+            if takes_workdir:
+                kwargs["workdir"] = os.path.join(store.workdir, "points", f"{index:05d}")
+            metrics = train(point_config, **kwargs)
+            store.append([{"index": index, "overrides": overrides, "metrics": metrics}])
+            progress.update(1)
+
+
+@contextlib.contextmanager
+def _trainer(path: str):
+    """train_fn, called here when alone, or in one child interpreter per process otherwise.
+
+    A training point is a one-process JAX program; in a process of a multi-process sweep
+    (jax.distributed) it runs in a spawned child, whose JAX runtime is its own: orbax then
+    checkpoints the point's model locally instead of as an array spread over processes.
+    The child lives for the whole sweep, so JAX is imported once per process.
+    """
+    if jax.process_count() == 1:
+        yield resolve_fn(path)
+        return
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        yield lambda config, **kwargs: pool.submit(_call, path, config, kwargs).result()
+
+
+def _call(path: str, config, kwargs):
+    return resolve_fn(path)(config, **kwargs)

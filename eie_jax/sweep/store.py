@@ -1,13 +1,16 @@
-"""A sweep's workdir: DIR/results.jsonl (one line per finished point), its config, progress.
+"""A sweep's workdir: DIR/results.<process>.jsonl (one line per finished point), its config.
 
-Each finished point is appended to DIR/results.jsonl as {"index", "overrides", "metrics"}
-and flushed; DIR/sweep_config.json records the config and the points
-(`workdir.check_same_config`), so a rerun skips finished points and a changed config is
-refused, naming the fields that changed.
+Process i of a sweep (0 when it runs alone) appends each point it finishes to its own
+DIR/results.<i>.jsonl as {"index", "overrides", "metrics"} and flushes it; the reader
+merges every results.*.jsonl (and a results.jsonl of older versions), so a point finished
+by any process, under any number of processes, counts as done. DIR/sweep_config.json
+records the config and the points (`workdir.check_same_config`), so a rerun skips finished
+points and a changed config is refused, naming the fields that changed.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import time
@@ -20,18 +23,36 @@ from eie_jax import workdir as workdirs
 from eie_jax.errors import UserError
 from eie_jax.sweep.axes import Overrides, point_key
 
-RESULTS_FILE = "results.jsonl"
+RESULTS_FILE = "results.{process}.jsonl"
+LEGACY_RESULTS_FILE = "results.jsonl"  # one process, before multi-process sweeps
 SWEEP_FILE = "sweep_config.json"
 # Fields that change how results look, not what they are: they may change between runs.
 PRESENTATION_FIELDS = ("plots",)
 
 
-class ResultStore:
-    """DIR/results.jsonl and DIR/sweep_config.json of one sweep."""
+def results_files(workdir: str) -> list[str]:
+    """Every results file in the workdir: the legacy one first, then by process id."""
+    found = glob.glob(os.path.join(glob.escape(workdir), RESULTS_FILE.format(process="*")))
+    numbered = []
+    for path in found:
+        middle = os.path.basename(path)[len("results.") : -len(".jsonl")]
+        if middle.isdigit():
+            numbered.append((int(middle), path))
+    legacy = os.path.join(workdir, LEGACY_RESULTS_FILE)
+    return [legacy] * os.path.exists(legacy) + [path for _, path in sorted(numbered)]
 
-    def __init__(self, workdir: str):
+
+class ResultStore:
+    """DIR/results.<process>.jsonl (this process's) and DIR/sweep_config.json of one sweep.
+
+    process: the id of the process that appends; None for a reader, which writes nothing.
+    """
+
+    def __init__(self, workdir: str, process: int | None = None):
         self.workdir = workdir
-        self.results_path = os.path.join(workdir, RESULTS_FILE)
+        self.results_path = None
+        if process is not None:
+            self.results_path = os.path.join(workdir, RESULTS_FILE.format(process=process))
         self.sweep_path = os.path.join(workdir, SWEEP_FILE)
 
     def open(self, config: ml_collections.ConfigDict, points: Sequence[Overrides]):
@@ -54,36 +75,45 @@ class ResultStore:
         return {point_key(r["overrides"]): r for r in self.records()}
 
     def records(self) -> list[dict]:
-        """Finished points; a line cut short by an interruption is dropped from the file."""
-        if not os.path.exists(self.results_path):
-            return []
-        with open(self.results_path, "rb") as f:
+        """Finished points of every process, each point once (the first record of it).
+
+        A line cut short by an interruption is dropped: from this process's file (so the
+        next append starts clean), and ignored in another's (that process may be writing it).
+        """
+        records, seen = [], set()
+        for path in results_files(self.workdir):
+            for record in self._read(path, own=path == self.results_path):
+                key = point_key(record["overrides"])
+                if key not in seen:
+                    seen.add(key)
+                    records.append(record)
+        return records
+
+    def _read(self, path: str, own: bool) -> list[dict]:
+        with open(path, "rb") as f:
             data = f.read()
         complete, _, partial = data.rpartition(b"\n")
-        if partial:
+        if partial and own:
             # The process died mid-line: drop the fragment so the next append starts clean.
-            logging.warning("%s: dropping a partial last line", self.results_path)
-            with open(self.results_path, "r+b") as f:
+            logging.warning("%s: dropping a partial last line", path)
+            with open(path, "r+b") as f:
                 f.truncate(len(complete) + 1 if complete else 0)
-        records, seen = [], set()
+        records = []
         for n, line in enumerate(complete.decode().splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                records.append(json.loads(line))
             except json.JSONDecodeError as e:
                 raise UserError(
-                    f"{self.results_path}:{n}: not a JSON line ({e}); delete that line to "
-                    "recompute its point"
+                    f"{path}:{n}: not a JSON line ({e}); delete that line to recompute its point"
                 ) from e
-            key = point_key(record["overrides"])
-            if key not in seen:
-                seen.add(key)
-                records.append(record)
         return records
 
     def append(self, records: Sequence[dict]):
         """Appends finished points and forces them to disk before returning."""
+        if self.results_path is None:
+            raise ValueError("ResultStore(process=None) is a reader; it appends nothing")
         with open(self.results_path, "a") as f:
             for record in records:
                 f.write(json.dumps(workdirs.jsonable(record), sort_keys=True) + "\n")
@@ -92,7 +122,7 @@ class ResultStore:
 
 
 def load_results(workdir: str) -> list[dict]:
-    """All finished points of the sweep in `workdir`, in point order."""
+    """All finished points of the sweep in `workdir`, every process's, in point order."""
     return sorted(ResultStore(workdir).records(), key=lambda r: r["index"])
 
 
