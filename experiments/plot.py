@@ -1,4 +1,4 @@
-"""Draws the figures a sweep config declares, from DIR/results.jsonl.
+"""Draws the figures a sweep config declares, from DIR/results.*.jsonl (every process's).
 
 python -m experiments.plot --workdir=runs/fig8
 python -m experiments.plot --workdir=runs/fig8 --config=configs/sweeps/fig8_fifo_depth.py
