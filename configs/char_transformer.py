@@ -62,6 +62,7 @@ def base_config():
     config.generate = dict(
         sparsity=0.5, bits=4, num_pes=64, fifo_depth=8,
         calibration_windows=32,  # training windows the fixed-point formats are fitted on
+        bias_correction=True,  # biases absorb the mean truncation error (decode.calibrate)
         fidelity_chars=2000, fidelity_batch=16,  # teacher-forced test characters
         num_chars=500, prompt="ROMEO:\n", temperature=0.8,
     )  # fmt: skip

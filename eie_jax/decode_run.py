@@ -75,7 +75,7 @@ def run(config, out_dir: str, log=logging.info) -> dict:
     starts = rng.integers(0, len(corpus.train) - context, g.calibration_windows)
     calib = np.stack([corpus.train[s : s + context] for s in starts])
     base = eie.EIEConfig(num_pes=g.num_pes, fifo_depth=g.fifo_depth, weight_bits=g.bits)
-    cfgs = decode.calibrate(model, layers, calib, base)
+    cfgs, layers = decode.calibrate(model, layers, calib, base, bias_correction=g.bias_correction)
     chip = decode.EIEBackend(layers, cfgs)
     oracle = decode.FixedPointBackend(layers, cfgs)
 
@@ -126,6 +126,7 @@ def run(config, out_dir: str, log=logging.info) -> dict:
         "model": config.model,
         "sparsity": g.sparsity,
         "bits": g.bits,
+        "bias_correction": g.bias_correction,
         "num_pes": g.num_pes,
         "formats": {n: [c.act_frac_bits, c.weight_frac_bits] for n, c in cfgs.items()},
         "fidelity": fidelity,
@@ -178,7 +179,7 @@ def to_markdown(r) -> str:
     t, f, s = r["per_token"], r["fidelity"], r["sram"]
     out = [
         f"{r['model']}: {r['sparsity']:.0%} pruned, {r['bits']}-bit per-layer k-means, "
-        f"{r['num_pes']} PEs at 800 MHz",
+        f"{r['num_pes']} PEs at 800 MHz, bias correction {r['bias_correction']}",
         "",
         "| FC layer | cycles (paper) | cycles (rtl) | load eff. | input density | energy nJ "
         "| fits SRAM alone |",

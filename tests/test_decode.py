@@ -58,7 +58,8 @@ def test_eie_generation_equals_dense_fixed_point_bit_for_bit(kind):
     for layer in layers.values():
         assert np.mean(layer.codes == 0) == pytest.approx(0.5, abs=0.01)
         assert layer.codes.max() <= 15
-    cfgs = decode.calibrate(model, layers, rng.integers(1, VOCAB, (4, 16)), eie.EIEConfig(8))
+    calib = rng.integers(1, VOCAB, (4, 16))
+    cfgs, layers = decode.calibrate(model, layers, calib, eie.EIEConfig(8))
     chip = decode.EIEBackend(layers, cfgs)
     oracle = decode.FixedPointBackend(layers, cfgs)
     ids, logits = decode.generate(model, chip, [1, 2], 20, temperature=0.8, seed=0)
@@ -70,7 +71,7 @@ def test_eie_generation_equals_dense_fixed_point_bit_for_bit(kind):
     ours, theirs, targets = decode.teacher_forced(model, chip, text, 16, 4)
     fixed, _, _ = decode.teacher_forced(model, oracle, text, 16, 4)
     np.testing.assert_array_equal(ours, fixed)
-    assert ours.shape == theirs.shape == (48, VOCAB) and targets.shape == (48,)
+    assert ours.shape == theirs.shape == (48, VOCAB) and targets.shape == (48,)  # 3 x 16
     assert np.mean(ours.argmax(-1) == theirs.argmax(-1)) >= 0.9
     assert abs(decode.nats_per_char(ours, targets) - decode.nats_per_char(theirs, targets)) < 0.05
 
@@ -101,3 +102,24 @@ def test_prompt_outside_the_vocabulary_is_a_user_error(tmp_path):
     corpus = type("C", (), {"vocab": "\0ab"})()
     with pytest.raises(decode_run.UserError, match="prompt"):
         decode_run._encode(corpus, "abc")
+
+
+def test_bias_correction_cancels_the_truncation_drift():
+    model = small("char_transformer")
+    layers = decode.compress(model, 0.5, 4)
+    ids = np.random.default_rng(2).integers(1, VOCAB, (8, 16))
+    base = eie.EIEConfig(8)
+    cfgs, plain = decode.calibrate(model, layers, ids, base, bias_correction=False)
+    _, fixed = decode.calibrate(model, layers, ids, base)
+    record = {}
+    model(jax.numpy.asarray(ids), record)
+    name = "blocks.0.down"  # 64 inputs, about 32 nonzero weights per row
+    x, cfg = record[name], cfgs[name]
+    lsb = 2.0**-cfg.act_frac_bits
+    drift = {}
+    for label, layer in (("plain", plain[name]), ("corrected", fixed[name])):
+        out = decode.FixedPointBackend({name: layer}, cfgs)(name, x)
+        exact = x @ plain[name].dense().T + plain[name].bias
+        drift[label] = np.mean(exact - out) / lsb
+    assert drift["plain"] > 3  # truncation: every output too low by several LSBs
+    assert abs(drift["corrected"]) < drift["plain"] / 3
