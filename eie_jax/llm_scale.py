@@ -237,12 +237,16 @@ def validate(config) -> None:
 
 
 def time_full_simulation(rows: int, cols: int, cfg: eie.EIEConfig, rng) -> dict:
-    """Seconds to encode a dense rows x cols matrix and run it through eie.simulate (first
-    call, compilation included), and its cycles."""
+    """Seconds to simulate a dense rows x cols matrix, first calls (compilation included):
+    the projection's timing-only path (simulate_matrix), and encode + eie.simulate with
+    the arithmetic; the cycles of both (equal)."""
+    start = time.perf_counter()
+    quick = simulate_matrix(Shape("timed", rows, cols, 1, 1.0), 0.0, cfg, rng)
+    timing_only = time.perf_counter() - start
     start = time.perf_counter()
     layer = eie.encode(synthetic_codes(rows, cols, 0.0, rng), CODEBOOK, cfg)
     encoded = time.perf_counter()
-    x = jnp.asarray(rng.choice([-1.0, 1.0], cols).astype(np.float32))
+    x = jnp.ones(cols, jnp.float32)
     res = jax.block_until_ready(eie.simulate(layer, x, cfg))
     done = time.perf_counter()
     return {
@@ -252,6 +256,8 @@ def time_full_simulation(rows: int, cols: int, cfg: eie.EIEConfig, rng) -> dict:
         "simulate_s": done - encoded,
         "total_s": done - start,
         "cycles": int(res.total_cycles),
+        "timing_only_s": timing_only,
+        "timing_only_cycles": quick.cycles,
     }
 
 
@@ -284,7 +290,7 @@ def to_markdown(result) -> str:
     rows = result["rows"]
     out = [
         "| EIE PEs | pruned | EIE-format MB | fits 64-PE chip | PEs to hold (Spmat) "
-        "| SRAM-resident PEs (one EIE per matrix) | cycles/token | µs/token | tokens/s "
+        "| PEs, one EIE per matrix | cycles/token | µs/token | tokens/s if SRAM-resident "
         "| load eff. (qkvo/gate_up/down/head) | compute energy mJ/token |",
         "|" + "---|" * 11,
     ]
@@ -300,62 +306,56 @@ def to_markdown(result) -> str:
     out += [
         "",
         "| EIE PEs | pruned | DRAM GB/s | memory µs | EIE µs/token | EIE tokens/s "
-        "| memory-bound matrices | EIE mJ/token | int4 g128 tokens/s | int4 g128 mJ/token |",
-        "|" + "---|" * 10,
+        "| memory-bound matrices | crossover GB/s | EIE mJ/token | int4 g128 tokens/s "
+        "| int4 g128 mJ/token |",
+        "|" + "---|" * 11,
     ]
     for r in rows:
         for gbps, d in r["dram"].items():
             out.append(
                 f"| {r['num_pes']} | {r['sparsity']:.0%} | {gbps:g} | {d['memory_us']:,.0f} "
                 f"| {d['time_us']:,.0f} | {d['tokens_per_s']:,.1f} "
-                f"| {d['memory_bound_matrices']} | {d['energy_mj']:.1f} "
+                f"| {d['memory_bound_matrices']} | {r['eie_bytes'] / r['compute_us'] / 1e3:,.0f} "
+                f"| {d['energy_mj']:.1f} "
                 f"| {d['int4_g128_tokens_per_s']:,.1f} | {d['int4_g128_energy_mj']:.1f} |"
             )
     return "\n".join(out) + "\n"
 
 
 def plot(result, path: str) -> str:
-    """Tokens/s vs sparsity: SRAM-resident and each bandwidth per EIE size, int4 g128
-    dashed; a cross where a streamed line crosses from memory- to compute-bound."""
+    """Tokens/s vs sparsity: SRAM-resident (where every matrix fits its PEs) and each
+    bandwidth per EIE size, int4 g128 dashed. Filled markers: compute-bound tokens, open:
+    memory-bound; the legend gives each streamed line's crossover bandwidth (compute =
+    memory) per sparsity, and a crossover in sparsity is marked when there is one."""
     rows = result["rows"]
-    lines, marks = {}, []
+    fig = plotting.lines_figure(
+        {}, xlabel="weights pruned (%)", ylabel="tokens / s (batch 1)",
+        title="Llama-2-7B shapes on EIE, 4-bit k-means", logy=10, figsize=(7.6, 5.6),
+    )  # fmt: skip
+    ax = fig.axes[0]
     for num_pes in sorted({r["num_pes"] for r in rows}):
         sel = [r for r in rows if r["num_pes"] == num_pes]
         xs = [100 * r["sparsity"] for r in sel]
-        lines[f"SRAM-resident ({num_pes} PEs per matrix)"] = (
-            xs,
-            [r["sram_tokens_per_s"] for r in sel],
-        )
+        if all(r["sram_fits_per_matrix"] for r in sel):
+            ax.plot(xs, [r["sram_tokens_per_s"] for r in sel], "k-o", ms=4,
+                    label=f"SRAM-resident ({num_pes} PEs per matrix)")  # fmt: skip
         for gbps in sel[0]["dram"]:
-            lines[f"{num_pes} PEs, DRAM {gbps:g} GB/s"] = (
-                xs,
-                [r["dram"][gbps]["tokens_per_s"] for r in sel],
-            )
+            ys = [r["dram"][gbps]["tokens_per_s"] for r in sel]
+            cross = ", ".join(f"{r['eie_bytes'] / r['compute_us'] / 1e3:,.0f}" for r in sel)
+            (line,) = ax.plot(xs, ys, "-", label=f"{num_pes} PEs, {gbps:g} GB/s "
+                              f"(crossover at {cross} GB/s)")  # fmt: skip
+            for x, y, r in zip(xs, ys, sel, strict=True):
+                bound = r["dram"][gbps]["memory_us"] > r["compute_us"]
+                ax.plot(x, y, "o", color=line.get_color(), mfc="white" if bound else None)
             at = crossover(
                 [r["sparsity"] for r in sel],
                 [r["compute_us"] for r in sel],
                 [r["dram"][gbps]["memory_us"] for r in sel],
             )
             if at is not None:
-                marks.append((100 * at, 1e6 / next(r["compute_us"] for r in sel), gbps, num_pes))
-    for gbps in rows[0]["dram"]:
+                ax.axvline(100 * at, color=line.get_color(), lw=0.8, ls=":")
+    for gbps, style in zip(rows[0]["dram"], ("--", "-."), strict=False):
         value = rows[0]["dram"][gbps]["int4_g128_tokens_per_s"]
-        lines[f"int4 g128 traffic, {gbps:g} GB/s"] = ([0, 100 * rows[-1]["sparsity"]], [value] * 2)
-    fig = plotting.lines_figure(
-        lines,
-        xlabel="weights pruned (%)",
-        ylabel="tokens / s (batch 1)",
-        title="Llama-2-7B shapes on EIE, 4-bit k-means",
-        logy=10,
-        legend_cols=1,
-        figsize=(7.2, 5.4),
-    )
-    ax = fig.axes[0]
-    for line in ax.get_lines():
-        if line.get_label().startswith("int4"):
-            line.set_linestyle("--")
-    for x, _, gbps, num_pes in marks:
-        ax.axvline(x, color="gray", lw=0.6, ls=":")
-        ax.annotate(f"crossover {num_pes} PEs, {gbps:g} GB/s: {x:.0f}%", (x, ax.get_ylim()[0]),
-                    rotation=90, fontsize=6, va="bottom")  # fmt: skip
+        ax.axhline(value, color="gray", ls=style, lw=1, label=f"int4 g128 traffic, {gbps:g} GB/s")
+    ax.legend(fontsize=6, loc="upper left")
     return plotting.save(fig, path)
