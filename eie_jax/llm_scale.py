@@ -330,7 +330,8 @@ def plot(result, path: str) -> str:
     rows = result["rows"]
     fig = plotting.lines_figure(
         {}, xlabel="weights pruned (%)", ylabel="tokens / s (batch 1)",
-        title="Llama-2-7B shapes on EIE, 4-bit k-means", logy=10, figsize=(7.6, 5.6),
+        title="Llama-2-7B shapes on EIE, 4-bit k-means (open markers: memory-bound)",
+        logy=10, figsize=(7.6, 5.6),
     )  # fmt: skip
     ax = fig.axes[0]
     for num_pes in sorted({r["num_pes"] for r in rows}):
@@ -342,7 +343,7 @@ def plot(result, path: str) -> str:
         for gbps in sel[0]["dram"]:
             ys = [r["dram"][gbps]["tokens_per_s"] for r in sel]
             cross = ", ".join(f"{r['eie_bytes'] / r['compute_us'] / 1e3:,.0f}" for r in sel)
-            (line,) = ax.plot(xs, ys, "-", label=f"{num_pes} PEs, {gbps:g} GB/s "
+            (line,) = ax.plot(xs, ys, "-", label=f"{num_pes} PEs, {float(gbps):g} GB/s "
                               f"(crossover at {cross} GB/s)")  # fmt: skip
             for x, y, r in zip(xs, ys, sel, strict=True):
                 bound = r["dram"][gbps]["memory_us"] > r["compute_us"]
@@ -356,6 +357,8 @@ def plot(result, path: str) -> str:
                 ax.axvline(100 * at, color=line.get_color(), lw=0.8, ls=":")
     for gbps, style in zip(rows[0]["dram"], ("--", "-."), strict=False):
         value = rows[0]["dram"][gbps]["int4_g128_tokens_per_s"]
-        ax.axhline(value, color="gray", ls=style, lw=1, label=f"int4 g128 traffic, {gbps:g} GB/s")
+        ax.axhline(
+            value, color="gray", ls=style, lw=1, label=f"int4 g128 traffic, {float(gbps):g} GB/s"
+        )
     ax.legend(fontsize=6, loc="upper left")
     return plotting.save(fig, path)
