@@ -123,3 +123,13 @@ def test_bias_correction_cancels_the_truncation_drift():
         drift[label] = np.mean(exact - out) / lsb
     assert drift["plain"] > 3  # truncation: every output too low by several LSBs
     assert abs(drift["corrected"]) < drift["plain"] / 3
+
+
+@pytest.mark.parametrize(
+    "field,value", [("sparsity", 1.0), ("num_chars", 0), ("temperature", 0.0), ("num_pes", 0)]
+)
+def test_bad_generate_fields_are_user_errors(field, value):
+    config = char_transformer.get_config("smoke")
+    config.generate[field] = value
+    with pytest.raises(decode_run.UserError, match=f"generate.*{field}"):
+        decode_run.validate(config)
