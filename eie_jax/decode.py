@@ -114,12 +114,8 @@ class EIEBackend:
         self.recording, self.log = False, []
 
     def __call__(self, name: str, x) -> np.ndarray:
-        layer, cfg, enc, bias = (
-            self.layers[name],
-            self.cfgs[name],
-            self.encoded[name],
-            self.bias[name],
-        )
+        layer, cfg, enc = self.layers[name], self.cfgs[name], self.encoded[name]
+        bias = self.bias[name]
         x = np.asarray(x, np.float32)
         if x.shape[0] > 1:
             res = eie.simulate_batch(enc, jax.numpy.asarray(x), cfg, relu=layer.relu, bias=bias)
@@ -285,7 +281,11 @@ def generate(model, fc, prompt_ids, num_chars: int, *, temperature: float, seed:
     ids = [int(i) for i in prompt_ids]
     context = getattr(model, "context", None)
     state = None
-    record = lambda on: setattr(fc, "recording", on) if hasattr(fc, "recording") else None  # noqa: E731
+
+    def record(on: bool):
+        if hasattr(fc, "recording"):
+            fc.recording = on
+
     record(False)
     for i in ids[:-1]:  # the prompt, one character at a time
         _, state = forward(model, fc, np.array([[i]]), state)
