@@ -57,6 +57,15 @@ def base_config():
     config.share = dict(init="linear", finetune_steps=100, learning_rate=1e-4, max_minutes=1.5)
     config.quantize = dict(methods=METHODS, bits=(4, 3), calibration_windows=128)
     config.storage = dict(index_bits=4, eie_num_pes=64, eie_index_bits=4)
+    # Batch-1 generation on EIE (experiments.generate; eie_jax/decode.py): the dense model
+    # magnitude-pruned per layer and shared into 2**bits k-means entries, post-training.
+    config.generate = dict(
+        sparsity=0.5, bits=4, num_pes=64, fifo_depth=8,
+        calibration_windows=32,  # training windows the fixed-point formats are fitted on
+        bias_correction=True,  # biases absorb the mean truncation error (decode.calibrate)
+        fidelity_chars=2000, fidelity_batch=16,  # teacher-forced test characters
+        num_chars=500, prompt="ROMEO:\n", temperature=0.8,
+    )  # fmt: skip
     return config
 
 
@@ -81,3 +90,4 @@ def smoke(config):
     config.prune.update(sparsities=(0.5,), steps=6, frequency=2)
     config.share.update(finetune_steps=3)
     config.quantize.update(calibration_windows=8, bits=(4,))
+    config.generate.update(num_pes=16, calibration_windows=4, fidelity_chars=64, num_chars=6)

@@ -1,0 +1,364 @@
+"""What changes at LLM scale: a 7B-class decoder's matrices on EIE, by simulation.
+
+One synthetic matrix per distinct shape of Llama-2-7B (d_model 4096, MLP 11008, 32 layers,
+32K vocabulary) is pruned uniformly at random to the given sparsity, given uniformly
+random 4-bit codes (1..15; 0 is the pruned zero) and simulated once on EIE (paper timing,
+timing only: `column_counts` and `cycles_from_counts`, the numbers `eie.simulate` gives)
+with an input whose nonzero fraction is the shape's stated activation density; the
+per-token figures multiply each shape's result by its count per token:
+
+  q, k, v, o      4096 x 4096   x 4 x 32 layers   input density 1 (attention inputs)
+  gate, up       11008 x 4096   x 2 x 32          density 1 (LayerNorm outputs)
+  down            4096 x 11008  x 1 x 32          density `down_density` (an assumption:
+                                                  Llama's SwiGLU is not sparse; we use the
+                                                  measured ReLU density of the char LM)
+  head           32000 x 4096   x 1               density 1
+
+Three ways to hold the weights, per token (decoder layers are sequential):
+  SRAM-resident: each matrix on its own `num_pes` PEs (enough SRAM when every PE's
+    bytes fit), time = sum of compute;
+  DRAM-streamed: each matrix's EIE-format bytes (Spmat + Ptr, memory.sram_bytes) stream
+    once per token at `gbps`, overlapped: time = sum over matrices of max(compute, bytes /
+    bandwidth); energy adds 640 pJ per 32 bits (memory.DRAM_PJ_PER_32_BITS);
+  linear int4 g128 (the software baseline's traffic): 4.16 bits per weight, no sparsity
+    skipping, memory-bound: time = bytes / bandwidth, DRAM energy only.
+EIE's energy per matrix follows energy.py's event model (entries, broadcasts, idle
+cycles at the clock network's power, the LNZD tree), DRAM waits counted as idle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from eie_jax import eie, plotting
+from eie_jax.eie import energy, memory, timing
+from eie_jax.errors import UserError
+
+D_MODEL, D_MLP, NUM_LAYERS, VOCAB = 4096, 11008, 32, 32000
+INT4_G128_BITS = 4.16  # 4-bit weights + a 16-bit scale and a 4-bit zero per 128 (AWQ/GPTQ)
+CODEBOOK = np.concatenate([[0.0], np.linspace(-1, 1, 15)]).astype(np.float32)  # synthetic
+
+
+@dataclasses.dataclass(frozen=True)
+class Shape:
+    name: str
+    rows: int  # M, outputs
+    cols: int  # K, inputs
+    count: int  # per token
+    density: float  # input activation density
+
+
+def llama2_7b_shapes(down_density: float, shrink: int = 1) -> list[Shape]:
+    """Llama-2-7B's FC matrices per token (see the module docstring); shrink divides
+    every dimension (for smoke runs)."""
+    d, f, v = D_MODEL // shrink, D_MLP // shrink, VOCAB // shrink
+    return [
+        Shape("qkvo", d, d, 4 * NUM_LAYERS, 1.0),
+        Shape("gate_up", f, d, 2 * NUM_LAYERS, 1.0),
+        Shape("down", d, f, NUM_LAYERS, down_density),
+        Shape("head", v, d, 1, 1.0),
+    ]
+
+
+def synthetic_codes(rows: int, cols: int, sparsity: float, rng) -> np.ndarray:
+    """(rows, cols) uint8 codes: uniform in 1..15, each zeroed with probability sparsity."""
+    codes = rng.integers(1, 16, (rows, cols), dtype=np.uint8)
+    codes[rng.random((rows, cols), dtype=np.float32) < sparsity] = 0
+    return codes
+
+
+@dataclasses.dataclass(frozen=True)
+class MatrixRun:
+    """One shape at one sparsity on one EIE size: what one run (one token) costs."""
+
+    shape: Shape
+    sparsity: float
+    num_pes: int
+    clock_mhz: float
+    cycles: int
+    load_efficiency: float
+    entries: int
+    spmat_bytes: int  # all PEs
+    ptr_bytes: int
+    max_pe_bytes: dict  # the largest per-PE need of each SRAM
+    compute_energy_uj: float  # SRAM-resident
+    idle_pj_per_cycle: float  # the whole chip's draw while waiting (clock + LNZD)
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.spmat_bytes + self.ptr_bytes
+
+    @property
+    def compute_us(self) -> float:
+        return self.cycles / self.clock_mhz
+
+    def fits(self, cfg: eie.EIEConfig) -> bool:
+        have = memory.capacity_bytes(cfg)
+        return all(self.max_pe_bytes[name] <= have[name] for name in memory.SRAMS)
+
+
+def simulate_matrix(shape: Shape, sparsity: float, cfg: eie.EIEConfig, rng) -> MatrixRun:
+    """Encodes (counts only) and times one synthetic matrix of `shape` on cfg's EIE."""
+    m, k, n = shape.rows, shape.cols, cfg.num_pes
+    codes = synthetic_codes(m, k, sparsity, rng)
+    counts = eie.column_counts(codes, n, cfg.index_bits, cfg.weight_bits)
+    del codes
+    active = np.zeros(k, bool)
+    active[rng.permutation(k)[: round(shape.density * k)]] = True
+    history = timing.history_size(cfg.fifo_depth)
+    pe_cycles, busy = timing.cycles_from_counts(
+        jnp.asarray(counts), jnp.asarray(active), cfg.fifo_depth, history=history
+    )
+    pe_cycles, busy = np.asarray(pe_cycles, np.int64), np.asarray(busy, np.int64)
+    total = int(pe_cycles.max())
+    sram = memory.sram_bytes(counts.sum(axis=1), (m, k), n, cfg.weight_bits + cfg.index_bits)
+    return MatrixRun(
+        shape=shape,
+        sparsity=sparsity,
+        num_pes=n,
+        clock_mhz=cfg.clock_mhz,
+        cycles=total,
+        load_efficiency=float(busy.mean() / max(total, 1)),
+        entries=int(counts.sum()),
+        spmat_bytes=int(sram["spmat"].sum()),
+        ptr_bytes=int(sram["ptr"].sum()),
+        max_pe_bytes={name: int(sram[name].max()) for name in memory.SRAMS},
+        compute_energy_uj=_pe_energy_uj(counts, active, busy, total, n),
+        idle_pj_per_cycle=n * energy.IDLE_PJ + energy.lnzd_units(n) * energy.LNZD_UNIT_PJ_PER_CYCLE,
+    )
+
+
+def _pe_energy_uj(counts, active, busy, total: int, num_pes: int) -> float:
+    """energy.layer_energy's event model from the counts (no SRAM-resident DRAM)."""
+    broadcasts = int(active.sum())
+    working = busy + np.sum(counts[:, active] == 0, axis=1)
+    idle = np.maximum(total - working, 0)
+    pj = (
+        busy.sum() * energy.ENTRY_PJ
+        + num_pes * broadcasts * energy.BROADCAST_PJ
+        + idle.sum() * energy.IDLE_PJ
+        + energy.lnzd_units(num_pes) * energy.LNZD_UNIT_PJ_PER_CYCLE * total
+    )
+    return float(pj) * 1e-6
+
+
+def dram_us(num_bytes: float, gbps: float) -> float:
+    return num_bytes / (gbps * 1e3)
+
+
+def dram_energy_uj(num_bytes: float) -> float:
+    return num_bytes * 8 / 32 * memory.DRAM_PJ_PER_32_BITS * 1e-6
+
+
+def streamed(run: MatrixRun, gbps: float) -> tuple[float, float, bool]:
+    """(time µs, energy µJ, memory-bound) of one run with its weights streamed at gbps."""
+    transfer = dram_us(run.weight_bytes, gbps)
+    time_us = max(run.compute_us, transfer)
+    wait_cycles = (time_us - run.compute_us) * run.clock_mhz
+    uj = run.compute_energy_uj + wait_cycles * run.idle_pj_per_cycle * 1e-6
+    return time_us, uj + dram_energy_uj(run.weight_bytes), transfer > run.compute_us
+
+
+def per_token(runs: list[MatrixRun], cfg: eie.EIEConfig, bandwidths) -> dict:
+    """Per-token totals of one sparsity and EIE size (runs: one per shape)."""
+    count = lambda r: r.shape.count  # noqa: E731
+    weights = sum(count(r) * r.shape.rows * r.shape.cols for r in runs)
+    spmat = sum(count(r) * r.spmat_bytes for r in runs)
+    total_bytes = sum(count(r) * r.weight_bytes for r in runs)
+    cycles = sum(count(r) * r.cycles for r in runs)
+    out = {
+        "sparsity": runs[0].sparsity,
+        "num_pes": cfg.num_pes,
+        "weights": weights,
+        "eie_bytes": total_bytes,
+        "spmat_bytes": spmat,
+        "fits_64pe_chip": total_bytes <= 64 * 1024 * (cfg.spmat_kb + cfg.ptr_kb),
+        "min_pes_by_spmat": math.ceil(spmat / (cfg.spmat_kb * 1024)),
+        "sram_pes": sum(count(r) for r in runs) * cfg.num_pes,
+        "sram_fits_per_matrix": all(r.fits(cfg) for r in runs),
+        "cycles": cycles,
+        "compute_us": cycles / cfg.clock_mhz,
+        "compute_energy_uj": sum(count(r) * r.compute_energy_uj for r in runs),
+        "load_efficiency": {r.shape.name: r.load_efficiency for r in runs},
+        "dram": {},
+    }
+    out["sram_tokens_per_s"] = 1e6 / out["compute_us"]
+    int4_bytes = weights * INT4_G128_BITS / 8
+    for gbps in bandwidths:
+        stream = [streamed(r, gbps) for r in runs]
+        time_us = sum(count(r) * s[0] for r, s in zip(runs, stream, strict=True))
+        bound = sum(count(r) for r, s in zip(runs, stream, strict=True) if s[2])
+        out["dram"][gbps] = {
+            "time_us": time_us,
+            "tokens_per_s": 1e6 / time_us,
+            "energy_mj": 1e-3 * sum(count(r) * s[1] for r, s in zip(runs, stream, strict=True)),
+            "memory_us": dram_us(total_bytes, gbps),
+            "memory_bound_matrices": f"{bound}/{sum(count(r) for r in runs)}",
+            "int4_g128_tokens_per_s": 1e6 / dram_us(int4_bytes, gbps),
+            "int4_g128_energy_mj": 1e-3 * dram_energy_uj(int4_bytes),
+        }
+    return out
+
+
+def crossover(sparsities, compute_us, memory_us) -> float | None:
+    """The sparsity where memory time falls to compute time (linear in log ratio), or None."""
+    r = np.log(np.asarray(memory_us) / np.asarray(compute_us))
+    for i in range(len(r) - 1):
+        if r[i] == 0:
+            return float(sparsities[i])
+        if r[i] * r[i + 1] < 0:
+            t = r[i] / (r[i] - r[i + 1])
+            return float(sparsities[i] + t * (sparsities[i + 1] - sparsities[i]))
+    return float(sparsities[-1]) if r[-1] == 0 else None
+
+
+def validate(config) -> None:
+    """UserError naming the first bad field of an llm_scale config."""
+    if not config.sparsities or not all(0 <= s < 1 for s in config.sparsities):
+        raise UserError(f"config.sparsities={list(config.sparsities)}: each in [0, 1)")
+    if list(config.sparsities) != sorted(config.sparsities):
+        raise UserError(f"config.sparsities={list(config.sparsities)}: list them increasing")
+    if not 0 < config.down_density <= 1:
+        raise UserError(f"config.down_density={config.down_density}: must be in (0, 1]")
+    if not config.bandwidths_gbps or min(config.bandwidths_gbps) <= 0:
+        raise UserError(f"config.bandwidths_gbps={list(config.bandwidths_gbps)}: each > 0")
+    if not config.num_pes or min(config.num_pes) < 1:
+        raise UserError(f"config.num_pes={list(config.num_pes)}: each >= 1")
+    try:
+        eie.EIEConfig.from_dict(config.eie)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def time_full_simulation(rows: int, cols: int, cfg: eie.EIEConfig, rng) -> dict:
+    """Seconds to simulate a dense rows x cols matrix, first calls (compilation included):
+    the projection's timing-only path (simulate_matrix), and encode + eie.simulate with
+    the arithmetic; the cycles of both (equal)."""
+    start = time.perf_counter()
+    quick = simulate_matrix(Shape("timed", rows, cols, 1, 1.0), 0.0, cfg, rng)
+    timing_only = time.perf_counter() - start
+    start = time.perf_counter()
+    layer = eie.encode(synthetic_codes(rows, cols, 0.0, rng), CODEBOOK, cfg)
+    encoded = time.perf_counter()
+    x = jnp.ones(cols, jnp.float32)
+    res = jax.block_until_ready(eie.simulate(layer, x, cfg))
+    done = time.perf_counter()
+    return {
+        "shape": [rows, cols],
+        "num_pes": cfg.num_pes,
+        "encode_s": encoded - start,
+        "simulate_s": done - encoded,
+        "total_s": done - start,
+        "cycles": int(res.total_cycles),
+        "timing_only_s": timing_only,
+        "timing_only_cycles": quick.cycles,
+    }
+
+
+def project(config, log=print) -> dict:
+    """Every sparsity on every EIE size: {"rows": [per_token dicts], "timed": ...}."""
+    rng = np.random.default_rng(config.seed)
+    base = eie.EIEConfig.from_dict(config.eie)
+    shapes = llama2_7b_shapes(config.down_density, config.shrink)
+    rows = []
+    for num_pes in config.num_pes:
+        cfg = base.replace(num_pes=num_pes)
+        for sparsity in config.sparsities:
+            runs = [simulate_matrix(shape, sparsity, cfg, rng) for shape in shapes]
+            rows.append(per_token(runs, cfg, config.bandwidths_gbps))
+            log(f"{num_pes} PEs, sparsity {sparsity:.0%}: {rows[-1]['compute_us']:.0f} µs/token")
+    timed = time_full_simulation(
+        config.timed.rows, config.timed.cols, base.replace(num_pes=config.timed.num_pes), rng
+    )
+    log(f"timed: {timed}")
+    return {
+        "rows": rows,
+        "timed": timed,
+        "down_density": config.down_density,
+        "shapes": [dataclasses.asdict(s) for s in shapes],
+    }
+
+
+def to_markdown(result) -> str:
+    """Two tables: weights and SRAM fit; time and energy per token per bandwidth."""
+    rows = result["rows"]
+    out = [
+        "| EIE PEs | pruned | EIE-format MB | fits 64-PE chip | PEs to hold (Spmat) "
+        "| PEs, one EIE per matrix | cycles/token | µs/token | tokens/s if SRAM-resident "
+        "| load eff. (qkvo/gate_up/down/head) | compute energy mJ/token |",
+        "|" + "---|" * 11,
+    ]
+    for r in rows:
+        eff = "/".join(f"{v:.2f}" for v in r["load_efficiency"].values())
+        out.append(
+            f"| {r['num_pes']} | {r['sparsity']:.0%} | {r['eie_bytes'] / 1e6:,.0f} "
+            f"| {'yes' if r['fits_64pe_chip'] else 'no'} | {r['min_pes_by_spmat']:,} "
+            f"| {r['sram_pes']:,} ({'fits' if r['sram_fits_per_matrix'] else 'short'}) "
+            f"| {r['cycles']:,} | {r['compute_us']:,.0f} | {r['sram_tokens_per_s']:,.1f} "
+            f"| {eff} | {r['compute_energy_uj'] / 1e3:.2f} |"
+        )
+    out += [
+        "",
+        "| EIE PEs | pruned | DRAM GB/s | memory µs | EIE µs/token | EIE tokens/s "
+        "| memory-bound matrices | crossover GB/s | EIE mJ/token | int4 g128 tokens/s "
+        "| int4 g128 mJ/token |",
+        "|" + "---|" * 11,
+    ]
+    for r in rows:
+        for gbps, d in r["dram"].items():
+            out.append(
+                f"| {r['num_pes']} | {r['sparsity']:.0%} | {gbps:g} | {d['memory_us']:,.0f} "
+                f"| {d['time_us']:,.0f} | {d['tokens_per_s']:,.1f} "
+                f"| {d['memory_bound_matrices']} | {r['eie_bytes'] / r['compute_us'] / 1e3:,.0f} "
+                f"| {d['energy_mj']:.1f} "
+                f"| {d['int4_g128_tokens_per_s']:,.1f} | {d['int4_g128_energy_mj']:.1f} |"
+            )
+    return "\n".join(out) + "\n"
+
+
+def plot(result, path: str) -> str:
+    """Tokens/s vs sparsity: SRAM-resident (where every matrix fits its PEs) and each
+    bandwidth per EIE size, int4 g128 dashed. Filled markers: compute-bound tokens, open:
+    memory-bound; the legend gives each streamed line's crossover bandwidth (compute =
+    memory) per sparsity, and a crossover in sparsity is marked when there is one."""
+    rows = result["rows"]
+    fig = plotting.lines_figure(
+        {}, xlabel="weights pruned (%)", ylabel="tokens / s (batch 1)",
+        title="Llama-2-7B shapes on EIE, 4-bit k-means (open markers: memory-bound)",
+        logy=10, figsize=(7.6, 5.6),
+    )  # fmt: skip
+    ax = fig.axes[0]
+    for num_pes in sorted({r["num_pes"] for r in rows}):
+        sel = [r for r in rows if r["num_pes"] == num_pes]
+        xs = [100 * r["sparsity"] for r in sel]
+        if all(r["sram_fits_per_matrix"] for r in sel):
+            ax.plot(xs, [r["sram_tokens_per_s"] for r in sel], "k-o", ms=4,
+                    label=f"SRAM-resident ({num_pes} PEs per matrix)")  # fmt: skip
+        for gbps in sel[0]["dram"]:
+            ys = [r["dram"][gbps]["tokens_per_s"] for r in sel]
+            cross = ", ".join(f"{r['eie_bytes'] / r['compute_us'] / 1e3:,.0f}" for r in sel)
+            (line,) = ax.plot(xs, ys, "-", label=f"{num_pes} PEs, {float(gbps):g} GB/s "
+                              f"(crossover at {cross} GB/s)")  # fmt: skip
+            for x, y, r in zip(xs, ys, sel, strict=True):
+                bound = r["dram"][gbps]["memory_us"] > r["compute_us"]
+                ax.plot(x, y, "o", color=line.get_color(), mfc="white" if bound else None)
+            at = crossover(
+                [r["sparsity"] for r in sel],
+                [r["compute_us"] for r in sel],
+                [r["dram"][gbps]["memory_us"] for r in sel],
+            )
+            if at is not None:
+                ax.axvline(100 * at, color=line.get_color(), lw=0.8, ls=":")
+    for gbps, style in zip(rows[0]["dram"], ("--", "-."), strict=False):
+        value = rows[0]["dram"][gbps]["int4_g128_tokens_per_s"]
+        ax.axhline(
+            value, color="gray", ls=style, lw=1, label=f"int4 g128 traffic, {float(gbps):g} GB/s"
+        )
+    ax.legend(fontsize=6, loc="upper left")
+    return plotting.save(fig, path)

@@ -1,0 +1,135 @@
+"""Batch-1 generation on EIE (eie_jax/decode.py, decode_run.py): the host float ops against
+the float model, EIE against the dense fixed-point oracle bit for bit, no recompiles, and
+a `:smoke` run of the pipeline on a tiny synthetic text."""
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from configs import char_transformer
+from eie_jax import decode, decode_run, eie
+from eie_jax.layers import compressible_layers
+from eie_jax.models import char_lstm
+from eie_jax.models import char_transformer as tf_model
+from tests import synthetic_text
+
+VOCAB = 11
+
+
+def small(kind):
+    if kind == "char_transformer":
+        return tf_model.CharTransformer(
+            rngs=nnx.Rngs(0), vocab_size=VOCAB, context=16, d_model=32, num_layers=2,
+            num_heads=4, d_mlp=64,
+        )  # fmt: skip
+    return char_lstm.CharLSTM(rngs=nnx.Rngs(0), vocab_size=VOCAB, embed_dim=8, hidden=16)
+
+
+def float_backend(model):
+    layers = dict(compressible_layers(model))
+
+    def fc(name, x):
+        y = x @ np.asarray(layers[name].effective_kernel()) + np.asarray(layers[name].bias[...])
+        return np.maximum(y, 0) if name.endswith(".up") else y
+
+    return fc
+
+
+@pytest.mark.parametrize("kind", ["char_transformer", "char_lstm"])
+def test_host_forward_matches_the_model_and_the_cache_matches_the_window(kind):
+    model = small(kind)
+    ids = np.random.default_rng(0).integers(1, VOCAB, (2, 12))
+    fc = float_backend(model)
+    logits, _ = decode.FORWARD[kind](model, fc, ids)
+    np.testing.assert_allclose(logits, np.asarray(model(jax.numpy.asarray(ids))), atol=2e-5)
+    state, steps = None, []
+    for t in range(ids.shape[1]):  # one token at a time: KV cache / (h, c)
+        out, state = decode.FORWARD[kind](model, fc, ids[:, t : t + 1], state)
+        steps.append(out[:, 0])
+    np.testing.assert_allclose(np.stack(steps, 1), logits, atol=2e-5)
+
+
+@pytest.mark.parametrize("kind", ["char_transformer", "char_lstm"])
+def test_eie_generation_equals_dense_fixed_point_bit_for_bit(kind):
+    model = small(kind)
+    rng = np.random.default_rng(1)
+    layers = decode.compress(model, 0.5, 4)
+    for layer in layers.values():
+        assert np.mean(layer.codes == 0) == pytest.approx(0.5, abs=0.01)
+        assert layer.codes.max() <= 15
+    calib = rng.integers(1, VOCAB, (4, 16))
+    cfgs, layers = decode.calibrate(model, layers, calib, eie.EIEConfig(8))
+    chip = decode.EIEBackend(layers, cfgs)
+    oracle = decode.FixedPointBackend(layers, cfgs)
+    ids, logits = decode.generate(model, chip, [1, 2], 20, temperature=0.8, seed=0)
+    ids2, logits2 = decode.generate(model, oracle, [1, 2], 20, temperature=0.8, seed=0)
+    assert ids == ids2
+    np.testing.assert_array_equal(logits, logits2)  # 20 steps: the cache is rebuilt once
+    assert len(chip.log) == 20 * len(layers)  # only sampled steps are recorded
+    text = rng.integers(1, VOCAB, 49)
+    ours, theirs, targets = decode.teacher_forced(model, chip, text, 16, 4)
+    fixed, _, _ = decode.teacher_forced(model, oracle, text, 16, 4)
+    np.testing.assert_array_equal(ours, fixed)
+    assert ours.shape == theirs.shape == (48, VOCAB) and targets.shape == (48,)  # 3 x 16
+    assert np.mean(ours.argmax(-1) == theirs.argmax(-1)) >= 0.9
+    assert abs(decode.nats_per_char(ours, targets) - decode.nats_per_char(theirs, targets)) < 0.05
+
+
+def test_compile_counter_sees_compiles():
+    with decode_run.CompileCounter() as counter:
+        jax.jit(lambda x: x * 3 + 1)(np.arange(7.0))
+    assert counter.count >= 1
+
+
+def test_smoke_pipeline(tmp_path):
+    config = char_transformer.get_config("smoke")
+    config.data.data_dir = synthetic_text.write_corpus(str(tmp_path / "texts"))
+    config.data.validation_works, config.data.test_works = ("beta",), ("gamma",)
+    config.generate.prompt = "To"
+    result = decode_run.run(config, str(tmp_path / "run"), log=lambda s: None)
+    f = result["fidelity"]
+    assert f["eie_equals_fixed_point"] and f["chars"] == 64
+    assert result["generation"]["compiles_after_first_token"] == 0
+    assert len(result["generation"]["text"]) == config.generate.num_chars
+    t = result["per_token"]
+    assert t["rtl_cycles"] > 0 and t["paper_cycles"] > 0 and t["energy_uj"] > 0
+    assert result["per_layer"]["blocks.0.down"]["density"] < 1  # after the ReLU
+    assert (tmp_path / "run" / "generate" / "result.md").exists()
+
+
+def test_prompt_outside_the_vocabulary_is_a_user_error(tmp_path):
+    corpus = type("C", (), {"vocab": "\0ab"})()
+    with pytest.raises(decode_run.UserError, match="prompt"):
+        decode_run._encode(corpus, "abc")
+
+
+def test_bias_correction_cancels_the_truncation_drift():
+    model = small("char_transformer")
+    layers = decode.compress(model, 0.5, 4)
+    ids = np.random.default_rng(2).integers(1, VOCAB, (8, 16))
+    base = eie.EIEConfig(8)
+    cfgs, plain = decode.calibrate(model, layers, ids, base, bias_correction=False)
+    _, fixed = decode.calibrate(model, layers, ids, base)
+    record = {}
+    model(jax.numpy.asarray(ids), record)
+    name = "blocks.0.down"  # 64 inputs, about 32 nonzero weights per row
+    x, cfg = record[name], cfgs[name]
+    lsb = 2.0**-cfg.act_frac_bits
+    drift = {}
+    for label, layer in (("plain", plain[name]), ("corrected", fixed[name])):
+        out = decode.FixedPointBackend({name: layer}, cfgs)(name, x)
+        exact = x @ plain[name].dense().T + plain[name].bias
+        drift[label] = np.mean(exact - out) / lsb
+    assert drift["plain"] > 3  # truncation: every output too low by several LSBs
+    assert abs(drift["corrected"]) < drift["plain"] / 3
+
+
+@pytest.mark.parametrize(
+    "field,value", [("sparsity", 1.0), ("num_chars", 0), ("temperature", 0.0), ("num_pes", 0)]
+)
+def test_bad_generate_fields_are_user_errors(field, value):
+    config = char_transformer.get_config("smoke")
+    config.generate[field] = value
+    with pytest.raises(decode_run.UserError, match=f"generate.*{field}"):
+        decode_run.validate(config)
