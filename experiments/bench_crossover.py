@@ -15,7 +15,6 @@ interpolation), writes WORKDIR/crossover.{json,md} and crossover_speedup_vs_dens
 
 import json
 import os
-import platform
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +27,7 @@ from ml_collections import config_flags
 
 from eie_jax import eie, errors, plotting
 from experiments.timer import interleaved_medians
+from experiments.timer import machine as ran_on
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Benchmark config.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results and the figure go.")
@@ -121,10 +121,7 @@ def run(config, workdir):
         logx=True,
         logy=True,
     )
-    machine = dict(
-        platform=platform.platform(), cpus=os.cpu_count(), jax=jax.__version__,
-        scipy=scipy.__version__, device=str(jax.devices()[0]),
-    )  # fmt: skip
+    machine = ran_on(scipy=scipy.__version__)
     md = to_markdown(rows, names, crossings, machine)
     with open(os.path.join(workdir, "crossover.md"), "w") as f:
         f.write(md)

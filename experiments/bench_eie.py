@@ -13,9 +13,7 @@ chip's design point are checked against the simulate() rows.
 
 import json
 import os
-import platform
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import flags, logging
@@ -23,7 +21,7 @@ from ml_collections import config_flags
 
 from eie_jax import eie, errors, plotting, sweep
 from eie_jax.eie import benchmarks
-from experiments.timer import interleaved_medians, median_time
+from experiments.timer import interleaved_medians, machine, median_time
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Benchmark config.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results and figures go.")
@@ -158,12 +156,7 @@ def run(config, workdir):
     )
     results = dict(
         config=config.to_dict(),
-        machine=dict(
-            platform=platform.platform(),
-            cpus=os.cpu_count(),
-            device=str(jax.devices()[0]),
-            jax=jax.__version__,
-        ),
+        machine=machine(),
         layers=rows,
         summary=summary,
         load_efficiency_vs_fifo_depth=dict(fifo_depths=list(config.fifo_depths), **fifo),

@@ -1,5 +1,7 @@
-"""Wall-clock helpers for the benchmark scripts: medians after compilation."""
+"""Helpers of the benchmark scripts: medians after compilation, and the machine they ran on."""
 
+import os
+import platform
 import statistics
 import time
 
@@ -26,3 +28,14 @@ def interleaved_medians(fns: dict, repeats: int) -> dict:
 def median_time(fn, repeats: int) -> float:
     """Median wall time of fn() over `repeats` runs, after one run that compiles."""
     return interleaved_medians({"fn": fn}, repeats)["fn"]
+
+
+def machine(**versions) -> dict:
+    """What a benchmark ran on: platform, CPU count, the first JAX device and versions."""
+    return dict(
+        platform=platform.platform(),
+        cpus=os.cpu_count(),
+        device=str(jax.devices()[0]),
+        jax=jax.__version__,
+        **versions,
+    )
