@@ -136,33 +136,17 @@ def simulate_matrix(shape: Shape, sparsity: float, cfg: eie.EIEConfig, rng) -> M
 
 def _pe_energy_uj(counts, active, busy, total: int, num_pes: int) -> float:
     """energy.layer_energy's event model from the counts (no SRAM-resident DRAM)."""
-    broadcasts = int(active.sum())
-    working = busy + np.sum(counts[:, active] == 0, axis=1)
-    idle = np.maximum(total - working, 0)
-    pj = (
-        busy.sum() * energy.ENTRY_PJ
-        + num_pes * broadcasts * energy.BROADCAST_PJ
-        + idle.sum() * energy.IDLE_PJ
-        + energy.lnzd_units(num_pes) * energy.LNZD_UNIT_PJ_PER_CYCLE * total
-    )
-    return float(pj) * 1e-6
-
-
-def dram_us(num_bytes: float, gbps: float) -> float:
-    return num_bytes / (gbps * 1e3)
-
-
-def dram_energy_uj(num_bytes: float) -> float:
-    return num_bytes * 8 / 32 * memory.DRAM_PJ_PER_32_BITS * 1e-6
+    _, breakdown = energy.event_energy(counts[:, active], busy, total, num_pes)
+    return sum(breakdown.values())
 
 
 def streamed(run: MatrixRun, gbps: float) -> tuple[float, float, bool]:
     """(time µs, energy µJ, memory-bound) of one run with its weights streamed at gbps."""
-    transfer = dram_us(run.weight_bytes, gbps)
+    transfer = memory.dram_us(run.weight_bytes, gbps)
     time_us = max(run.compute_us, transfer)
     wait_cycles = (time_us - run.compute_us) * run.clock_mhz
     uj = run.compute_energy_uj + wait_cycles * run.idle_pj_per_cycle * 1e-6
-    return time_us, uj + dram_energy_uj(run.weight_bytes), transfer > run.compute_us
+    return time_us, uj + memory.dram_energy_uj(run.weight_bytes), transfer > run.compute_us
 
 
 def per_token(runs: list[MatrixRun], cfg: eie.EIEConfig, bandwidths) -> dict:
@@ -198,10 +182,10 @@ def per_token(runs: list[MatrixRun], cfg: eie.EIEConfig, bandwidths) -> dict:
             "time_us": time_us,
             "tokens_per_s": 1e6 / time_us,
             "energy_mj": 1e-3 * sum(count(r) * s[1] for r, s in zip(runs, stream, strict=True)),
-            "memory_us": dram_us(total_bytes, gbps),
+            "memory_us": memory.dram_us(total_bytes, gbps),
             "memory_bound_matrices": f"{bound}/{sum(count(r) for r in runs)}",
-            "int4_g128_tokens_per_s": 1e6 / dram_us(int4_bytes, gbps),
-            "int4_g128_energy_mj": 1e-3 * dram_energy_uj(int4_bytes),
+            "int4_g128_tokens_per_s": 1e6 / memory.dram_us(int4_bytes, gbps),
+            "int4_g128_energy_mj": 1e-3 * memory.dram_energy_uj(int4_bytes),
         }
     return out
 

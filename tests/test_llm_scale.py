@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from eie_jax import eie, llm_scale
+from eie_jax.eie import memory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,7 +50,7 @@ def test_per_token_sums_and_streaming():
     assert slow["memory_bound_matrices"] == "5/5" and fast["memory_bound_matrices"] == "0/5"
     assert slow["energy_mj"] > fast["energy_mj"] > tok["compute_energy_uj"] * 1e-3
     assert fast["int4_g128_tokens_per_s"] == pytest.approx(
-        1e6 / llm_scale.dram_us(tok["weights"] * 4.16 / 8, 1e6)
+        1e6 / memory.dram_us(tok["weights"] * 4.16 / 8, 1e6)
     )
 
 

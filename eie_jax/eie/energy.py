@@ -96,6 +96,28 @@ class LayerEnergy:
         return self.dense_ops / (self.energy_uj * 1e3) if self.energy_uj > 0 else 0.0
 
 
+def event_energy(counts, pe_busy, total: int, num_pes: int) -> tuple[np.ndarray, dict]:
+    """The event model of one run: (each PE's pJ, {entries, broadcasts, idle, lnzd} in µJ).
+
+    counts (N, B): entries per PE in each broadcast column; pe_busy (N,) entry cycles;
+    total: the run's cycles (DRAM waits included). A PE works its entry cycles and one
+    pointer-only cycle per broadcast column in which it has no entry; the rest is idle.
+    """
+    counts = np.asarray(counts)
+    entries = np.asarray(pe_busy, np.int64)
+    broadcasts = counts.shape[1]
+    working = entries + np.sum(counts == 0, axis=1)  # entry cycles + pointer-only cycles
+    idle = np.maximum(total - working, 0)
+    pe_pj = entries * ENTRY_PJ + broadcasts * BROADCAST_PJ + idle * IDLE_PJ
+    breakdown = {
+        "entries": float(entries.sum() * ENTRY_PJ) * 1e-6,
+        "broadcasts": float(num_pes * broadcasts * BROADCAST_PJ) * 1e-6,
+        "idle": float(idle.sum() * IDLE_PJ) * 1e-6,
+        "lnzd": lnzd_units(num_pes) * LNZD_UNIT_PJ_PER_CYCLE * total * 1e-6,
+    }
+    return pe_pj, breakdown
+
+
 def layer_energy(layer, x, result, cfg, memory_plan=None) -> LayerEnergy:
     """The energy of one run of `layer` (EncodedLayer) on input x (K,) that gave `result`.
 
@@ -108,18 +130,8 @@ def layer_energy(layer, x, result, cfg, memory_plan=None) -> LayerEnergy:
     compute_us = int(result.total_cycles) / cfg.clock_mhz
     time_us = memory_plan.time_us(compute_us) if memory_plan is not None else compute_us
     total = round(time_us * cfg.clock_mhz)  # cycles, DRAM waits included
-    entries = np.asarray(result.pe_busy, np.int64)
-    broadcasts = int(active.sum())
-    working = entries + np.sum(counts == 0, axis=1)  # entry cycles + pointer-only cycles
-    idle = np.maximum(total - working, 0)
-    pe_pj = entries * ENTRY_PJ + broadcasts * BROADCAST_PJ + idle * IDLE_PJ
-    breakdown = {
-        "entries": float(entries.sum() * ENTRY_PJ) * 1e-6,
-        "broadcasts": float(cfg.num_pes * broadcasts * BROADCAST_PJ) * 1e-6,
-        "idle": float(idle.sum() * IDLE_PJ) * 1e-6,
-        "lnzd": lnzd_units(cfg.num_pes) * LNZD_UNIT_PJ_PER_CYCLE * total * 1e-6,
-        "dram": memory_plan.dram_energy_uj if memory_plan is not None else 0.0,
-    }
+    pe_pj, breakdown = event_energy(counts, result.pe_busy, total, cfg.num_pes)
+    breakdown["dram"] = memory_plan.dram_energy_uj if memory_plan is not None else 0.0
     m, k = layer.shape
     return LayerEnergy(
         energy_uj=sum(breakdown.values()),

@@ -43,6 +43,16 @@ def sram_bytes(entries_per_pe, shape, num_pes: int, entry_bits: int) -> dict[str
     }
 
 
+def dram_us(num_bytes: float, gbps: float) -> float:
+    """Time to read num_bytes from DRAM at gbps GB/s, in µs."""
+    return num_bytes / (gbps * 1e3)
+
+
+def dram_energy_uj(num_bytes: float) -> float:
+    """Energy of reading num_bytes from DRAM at 640 pJ per 32 bits (Table I), in µJ."""
+    return num_bytes * 8 / 32 * DRAM_PJ_PER_32_BITS * 1e-6
+
+
 def capacity_bytes(cfg) -> dict[str, int]:
     return {name: int(getattr(cfg, f"{name}_kb") * 1024) for name in SRAMS}
 
@@ -96,8 +106,8 @@ def plan(layer, cfg, where: str = "layer") -> MemoryPlan:
     return MemoryPlan(
         fits=False,
         dram_bytes=streamed,
-        dram_us=streamed / (cfg.dram_gbps * 1e3),
-        dram_energy_uj=streamed * 8 / 32 * DRAM_PJ_PER_32_BITS * 1e-6,
+        dram_us=dram_us(streamed, cfg.dram_gbps),
+        dram_energy_uj=dram_energy_uj(streamed),
         need=need,
         capacity=have,
     )
