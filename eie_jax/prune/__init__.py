@@ -46,24 +46,20 @@ def layer_targets(config: dict, model) -> dict[str, float | None]:
     """{layer: its target after the distribution} (sparsity, or quality for `std`; None for
     a structure that sets its own density). `config` is a validated prune config."""
     layers = compressible_layers(model)
-    raw = {}
-    for name, _ in layers:
-        s = layer_settings(config, name)
-        target = get("structure", s["structure"]).info["target"]
-        raw[name] = None if target is None else float(s[target])
+    structures = {name: layer_settings(config, name)["structure"] for name, _ in layers}
+    kinds = {name: get("structure", st).info["target"] for name, st in structures.items()}
+    raw = {
+        name: None if kinds[name] is None else float(layer_settings(config, name)[kinds[name]])
+        for name, _ in layers
+    }
     dist = get("distribution", config["distribution"])
     if dist.name == "per_layer":
         return raw
-    kinds = {
-        name: get("structure", layer_settings(config, name)["structure"]).info["target"]
-        for name, _ in layers
-    }
     bad = sorted(name for name, kind in kinds.items() if kind != "sparsity")
     if bad:
         raise UserError(
             f"config.prune.distribution={dist.name!r}: needs a structure with a sparsity target "
-            f"in every layer; {bad[0]} has structure "
-            f"{layer_settings(config, bad[0])['structure']!r}"
+            f"in every layer; {bad[0]} has structure {structures[bad[0]]!r}"
         )
     sizes = {name: int(jnp.size(layer.mask[...])) for name, layer in layers}
     return dist.fn(raw, sizes, **entry_settings(dist, config))
