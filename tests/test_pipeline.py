@@ -139,20 +139,47 @@ def _assert_one_line_error(out, *needles):
 
 
 @pytest.mark.parametrize(
-    "override, needles",
+    "field, value, needles",
     [
-        ("--config.prune.layers.fc1.sparsity=1.5", ["config.prune.layers.fc1.sparsity=1.5"]),
-        ("--config.prune.layers.fc1.sparsity=-0.1", ["config.prune.layers.fc1.sparsity=-0.1"]),
-        ("--config.prune.sparsity=1.5", ["config.prune.sparsity=1.5"]),
-        ("--config.prune.foo=1", ["--config.prune.foo"]),
-        ("--config.prune.structure=magnitude", ["config.prune.structure='magnitude'"]),
-        ("--config.share.bits=9", ["config.share.bits=9"]),
-        ("--config.eie.clock_mhz=inf", ["clock_mhz", "inf"]),
-        ("--config.model=lenet7", ["config.model='lenet7'"]),
-        ("--config.data_dir=/nonexistent/idx", ["/nonexistent/idx"]),
+        ("prune.layers.fc1.sparsity", 1.5, ["config.prune.layers.fc1.sparsity=1.5"]),
+        ("prune.layers.fc1.sparsity", -0.1, ["config.prune.layers.fc1.sparsity=-0.1"]),
+        ("prune.sparsity", 1.5, ["config.prune.sparsity=1.5"]),
+        ("prune.structure", "magnitude", ["config.prune.structure='magnitude'"]),
+        ("share.bits", 9, ["config.share.bits=9"]),
+        ("eie.clock_mhz", float("inf"), ["clock_mhz", "inf"]),
+        ("model", "lenet7", ["config.model='lenet7'"]),
+        ("data_dir", "/nonexistent/idx", ["/nonexistent/idx"]),
     ],
 )
-def test_user_errors_are_one_line_before_any_stage(tmp_path, data_dir, override, needles):
+def test_user_errors_name_field_and_value_before_any_stage(
+    tmp_path, data_dir, field, value, needles
+):
+    """Each mistake is a one-line UserError before any stage (the entry point prints such
+    an error as one line and exits 2: test_entry_point_errors_are_one_line)."""
+    config = _smoke_config(lenet_300_100.get_config, data_dir)
+    *parents, leaf = field.split(".")
+    node = config
+    for name in parents:
+        node = node[name]
+    node[leaf] = value
+    workdir = tmp_path / "w"
+    with pytest.raises(UserError) as caught:
+        pipeline.train_and_evaluate(config, str(workdir))
+    message = str(caught.value)
+    assert "\n" not in message
+    for needle in needles:
+        assert needle in message, (needle, message)
+    assert not (workdir / "checkpoints").exists()  # no stage ran
+
+
+@pytest.mark.parametrize(
+    "override, needles",
+    [
+        ("--config.prune.foo=1", ["--config.prune.foo"]),  # caught by the flag parser
+        ("--config.eie.clock_mhz=inf", ["clock_mhz", "inf"]),  # caught in main
+    ],
+)
+def test_entry_point_errors_are_one_line(tmp_path, data_dir, override, needles):
     workdir = tmp_path / "w"
     cmd = [
         sys.executable, "-m", "experiments.compress", "--config=configs/lenet_300_100.py:smoke",

@@ -230,6 +230,47 @@ def test_sweep_over_a_layer_of_ones_own_shape(tmp_path):
     assert records[1]["metrics"]["num_entries"] > 2 * records[0]["metrics"]["num_entries"]
 
 
+def test_rtl_points_match_simulate_beside_paper_points():
+    """eie.timing is a sweep axis: rtl and paper points in one sweep each equal simulate()."""
+    mine = dict(out_features=90, in_features=50, weight_density=0.2, act_density=0.6)
+    config = sw.eie_base_config(layers=dict(mine=mine), index_bits=2)
+    axes = sw.product(
+        sw.sweep("eie.timing", ["paper", "rtl"]),
+        sw.sweep("eie.num_pes", [1, 3, 8]),
+        sw.sweep("eie.fifo_depth", [1, 2, 5]),
+    )
+    found = sw.evaluate_eie_points(config, axes)
+    spec = benchmarks.own_spec("mine", mine)
+    differ = 0
+    for point, metrics in zip(axes, found, strict=True):
+        cfg = eie.EIEConfig(
+            num_pes=point["eie.num_pes"],
+            fifo_depth=point["eie.fifo_depth"],
+            timing=point["eie.timing"],
+            index_bits=2,
+        )
+        codes, codebook, x = benchmarks.synthetic_layer(spec, 0, cfg)
+        res = eie.simulate(eie.encode(codes, codebook, cfg), x, cfg)
+        assert metrics["total_cycles"] == int(res.total_cycles), point
+        assert metrics["busy_entries"] == int(np.sum(res.pe_busy)), point
+        paper = found[axes.index(dict(point, **{"eie.timing": "paper"}))]
+        differ += metrics["total_cycles"] != paper["total_cycles"]
+    assert differ >= 9  # the rtl timing is not the paper's
+
+
+def test_plot_where_selects_points():
+    records = [
+        {"overrides": {"t": t, "x": x}, "metrics": {"y": 10 * (t == "rtl") + x}}
+        for t in ("paper", "rtl")
+        for x in (1, 2)
+    ]
+    fig = sw.figure(records, dict(x="x", y="y", name="a.png", where={"t": "rtl"}))
+    (line,) = fig.axes[0].get_lines()
+    assert list(line.get_ydata()) == [11, 12]
+    with pytest.raises(UserError, match="plot where"):
+        sw.figure(records, dict(x="x", y="y", name="a.png", where={"t": "none"}))
+
+
 @pytest.mark.parametrize(
     "edit, match",
     [

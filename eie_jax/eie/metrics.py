@@ -2,7 +2,8 @@
 
 `batched_cycles` is the one vmapped form of the datapath's timing recurrence
 (`cycles_from_counts`): over design points (sweeps: per-point counts and FIFO depths) or
-over inputs (a trained layer on a test set: one count matrix, many activation patterns).
+over inputs (a trained layer on a test set: one count matrix, many activation patterns);
+`batched_rtl_cycles` the same for the rtl timing (`rtl_cycles_from_counts`).
 `load_efficiency` is the paper's measure (ISCA 2016, Sec. VI-A): mean busy cycles of the
 PEs over the layer's total cycles.
 """
@@ -15,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eie_jax.eie.timing import cycles_from_counts
+from eie_jax.eie.timing import cycles_from_counts, rtl_cycles_from_counts
 
 
 def load_efficiency(pe_busy, total_cycles):
@@ -47,3 +48,17 @@ def batched_cycles(counts, active, fifo_depth, *, history: int):
     axes += (0 if np.ndim(fifo_depth) == 1 else None,)
     run = functools.partial(cycles_from_counts, history=history)
     return jax.vmap(run, in_axes=axes)(counts, active, fifo_depth)
+
+
+@functools.partial(jax.jit, static_argnames=("history",))
+def batched_rtl_cycles(
+    counts, active, fifo_depth, columns, bias_counts, bias_col, num_pes, *, history: int
+):
+    """rtl_cycles_from_counts vmapped over a leading batch axis B of every input.
+
+    counts (B, N, K), active (B, K), fifo_depth (B,), columns (B, K), bias_counts (B, N),
+    bias_col (B,), num_pes (B,): as rtl_cycles_from_counts takes them for one point.
+    Returns (pe_cycles, pe_busy), each (B, N).
+    """
+    run = functools.partial(rtl_cycles_from_counts, history=history)
+    return jax.vmap(run)(counts, active, fifo_depth, columns, bias_counts, bias_col, num_pes)

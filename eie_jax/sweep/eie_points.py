@@ -30,7 +30,7 @@ from eie_jax.eie import benchmarks, metrics
 from eie_jax.eie.encode import entry_counts_by_column
 from eie_jax.errors import UserError
 from eie_jax.sweep.axes import Overrides, product, sweep
-from eie_jax.sweep.batching import iter_cycles
+from eie_jax.sweep.batching import RtlInputs, iter_cycles
 
 # What `eie_metrics` returns for each point: the fields a plot's y may name.
 METRICS = (
@@ -116,6 +116,7 @@ class EIEPoint:
     num_padding: int
     real_active: int  # real (unpadded) entries in broadcast columns
     shape: tuple[int, int]
+    rtl: RtlInputs | None = None  # cfg.timing == 'rtl' only
 
 
 class EIEHost:
@@ -175,6 +176,14 @@ class EIEHost:
             per_col = np.bincount(cols, minlength=shape[1])
             self.active[active_key] = (active, int(per_col[active].sum()))
         active, real_active = self.active[active_key]
+        rtl = None
+        if cfg.timing == "rtl":
+            # Synthetic layers have no bias: the bias item carries no entries.
+            rtl = RtlInputs(
+                columns=np.flatnonzero(active).astype(np.int32),
+                bias_counts=np.zeros(cfg.num_pes, np.int32),
+                bias_col=int(eie.bias_column(shape[1], cfg.num_pes)),
+            )
         return EIEPoint(
             cfg=cfg,
             counts=counts[:, active],
@@ -182,6 +191,7 @@ class EIEHost:
             num_padding=num_padding,
             real_active=real_active,
             shape=shape,
+            rtl=rtl,
         )
 
     def _layer(self, layer_key):
@@ -273,6 +283,7 @@ def iter_eie_metrics(
     for chunk, cycles, busy in iter_cycles(
         [p.counts for p in prepared],
         [p.cfg.fifo_depth for p in prepared],
+        rtl=[p.rtl for p in prepared],
         devices=devices,
         max_batch_elements=config.max_batch_elements,
     ):

@@ -3,6 +3,8 @@
 Plot options (PLOT_OPTIONS; x, y and name are required):
   x, y         an overridden field ('eie.num_pes') or a metric ('total_cycles') of each point
   series       an overridden field whose values split the points into lines (optional)
+  where        {field: value}: only the points with these values (a field a point does not
+               override has the sweep config's value)
   name         the PNG file written in the workdir ('fig8.png')
   title, xlabel, ylabel, legend_title
                texts; xlabel/ylabel default to x/y, legend_title to the series field
@@ -20,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from absl import logging
 
 from eie_jax import plotting
 from eie_jax.errors import UserError
@@ -30,6 +33,7 @@ PLOT_OPTIONS = {
     "y": "an overridden field or a metric, on the y axis (required)",
     "name": "the PNG file written in the workdir (required)",
     "series": "an overridden field whose values split the points into lines",
+    "where": "{field: value}: draw only the points with these values of fields",
     "title": "the figure's title",
     "xlabel": "the x axis label (default: x)",
     "ylabel": "the y axis label (default: y, or what the transform computes)",
@@ -40,6 +44,7 @@ PLOT_OPTIONS = {
     "ref_x": "the x of a transform's reference point (default: the smallest x)",
 }
 TRANSFORMS = (None, "speedup", "relative")
+_MISSING = object()
 
 
 def plot_sweep(workdir: str, plots: Sequence[Mapping] | None = None) -> list[str]:
@@ -52,15 +57,26 @@ def plot_sweep(workdir: str, plots: Sequence[Mapping] | None = None) -> list[str
     records = load_results(workdir)
     paths = []
     for spec in plots:
-        fig = figure(records, dict(spec))
+        if spec.get("where") and not _selected(records, spec, meta["config"]):
+            logging.warning(
+                "plot %s: skipped: where=%s selects no point", spec["name"], spec["where"]
+            )
+            continue
+        fig = figure(records, dict(spec), meta["config"])
         paths.append(plotting.save(fig, os.path.join(workdir, spec["name"])))
     return paths
 
 
-def figure(records: Sequence[dict], spec: dict):
-    """The matplotlib Figure of one plot spec over the sweep's records."""
+def figure(records: Sequence[dict], spec: dict, base: Mapping | None = None):
+    """The matplotlib Figure of one plot spec over the sweep's records.
+
+    base: the sweep's config (as recorded), where `where` finds a field no point overrides.
+    """
     check_plot(spec)
     lines: dict[Any, list[tuple[Any, float]]] = {}
+    records = _selected(records, spec, base)
+    if spec.get("where") and not records:
+        raise UserError(f"plot where={spec.get('where')}: no point has these values")
     for record in records:
         series = _value(record, spec["series"]) if spec.get("series") else None
         lines.setdefault(series, []).append(
@@ -96,11 +112,23 @@ def check_plot(spec: Mapping):
         raise UserError(f"plot transform={spec.get('transform')!r}: must be one of {TRANSFORMS}")
 
 
-def _value(record: dict, name: str):
+def _selected(records: Sequence[dict], spec: Mapping, base: Mapping | None) -> list[dict]:
+    """The records whose fields have the values of spec['where'] (all without one)."""
+    where = dict(spec.get("where") or {})
+    return [r for r in records if all(_value(r, f, base) == v for f, v in where.items())]
+
+
+def _value(record: dict, name: str, base: Mapping | None = None):
     if name in record["overrides"]:
         return record["overrides"][name]
     if name in record["metrics"]:
         return record["metrics"][name]
+    if base is not None:
+        value = base
+        for part in name.split("."):
+            value = value.get(part, _MISSING) if isinstance(value, Mapping) else _MISSING
+        if value is not _MISSING:
+            return value
     raise UserError(
         f"plot field {name!r}: neither an overridden field {sorted(record['overrides'])} "
         f"nor a metric {sorted(record['metrics'])}"

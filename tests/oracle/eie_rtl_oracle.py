@@ -1,4 +1,4 @@
-"""The reference simulator's cycle count ("rtl" timing), written literally from issue 10.
+"""The reference simulator's cycle count ("rtl" timing), written literally from its rules.
 
 Loops over items, PEs and entries; no algebra, no shortcuts. Rules:
 - Items: the broadcast activations (nonzero after quantisation) in increasing column j,
