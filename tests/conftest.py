@@ -11,6 +11,8 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
@@ -23,3 +25,15 @@ def pytest_unconfigure(config):
     """The process that made the cache directory deletes it (the xdist controller)."""
     if os.environ.get("EIE_JAX_TEST_CACHE_OWNER") == str(os.getpid()):
         shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Files with slow tests first, each file's tests in their order.
+
+    make test runs `pytest -n 2 --dist loadfile`: a file's tests run in one worker, so a
+    module-scoped fixture (one entry-point run that several tests read) is built once, and
+    the long files start first while the short ones fill in at the end.
+    """
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)

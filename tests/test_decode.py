@@ -50,6 +50,7 @@ def test_host_forward_matches_the_model_and_the_cache_matches_the_window(kind):
     np.testing.assert_allclose(np.stack(steps, 1), logits, atol=2e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["char_transformer", "char_lstm"])
 def test_eie_generation_equals_dense_fixed_point_bit_for_bit(kind):
     model = small(kind)
@@ -82,6 +83,7 @@ def test_compile_counter_sees_compiles():
     assert counter.count >= 1
 
 
+@pytest.mark.slow
 def test_smoke_pipeline(tmp_path):
     config = char_transformer.get_config("smoke")
     config.data.data_dir = synthetic_text.write_corpus(str(tmp_path / "texts"))

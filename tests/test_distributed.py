@@ -75,6 +75,7 @@ def _without_seconds(records):
     ]
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_one_process_results(tmp_path):
     """fig8 :smoke (EIE points sharded over both processes' devices, written by process 0)
     and a training :smoke (one point per process) equal one-process runs."""
@@ -121,6 +122,7 @@ def _lines(workdir):
     return out
 
 
+@pytest.mark.slow
 def test_kill_one_of_two_processes_then_relaunch_both(tmp_path):
     """Kill process 1 mid-sweep (process 0 goes on, then is killed too), relaunch both: every
     point appears exactly once over the two results files, and none is trained twice."""

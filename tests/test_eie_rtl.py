@@ -96,6 +96,7 @@ def _padded_inputs(case, compress):
     )
 
 
+@pytest.mark.slow
 def test_batched_counts_path_matches_oracle_on_many_cases():
     """>= 200 random cases in one vmapped call (PE and column padding as in a sweep)."""
     cases = [random_case(seed) for seed in range(NUM_CASES)]

@@ -59,6 +59,7 @@ def test_crossover():
     assert llm_scale.crossover([0, 1], [1, 1], [4, 2]) is None
 
 
+@pytest.mark.slow
 def test_smoke_experiment(tmp_path):
     cmd = [
         sys.executable, "-m", "experiments.llm_scale",

@@ -111,6 +111,7 @@ def _tiny_config(get_config, tmp_path):
     return config
 
 
+@pytest.mark.slow
 def test_pruning_keeps_masks_through_training_and_checkpoint_round_trip(tmp_path):
     config = _tiny_config(char_transformer.get_config, tmp_path)
     corpus = text.load(config.data.data_dir, ["beta"], ["gamma"])
@@ -131,6 +132,7 @@ def test_pruning_keeps_masks_through_training_and_checkpoint_round_trip(tmp_path
         np.testing.assert_array_equal(np.asarray(a.mask[...]), np.asarray(b.mask[...]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", [char_transformer, char_lstm], ids=["transformer", "lstm"])
 def test_smoke_study(module, tmp_path):
     config = _tiny_config(module.get_config, tmp_path)

@@ -229,6 +229,7 @@ def test_help_documents_config_overrides_and_smoke():
         assert needle in text, needle
 
 
+@pytest.mark.slow
 def test_lenet5_smoke_compresses_convs_and_runs_fcs_on_eie(tmp_path, data_dir):
     report = pipeline.train_and_evaluate(_smoke_config(lenet5.get_config, data_dir), str(tmp_path))
     layers = report["layers"]

@@ -473,6 +473,7 @@ def test_resume_after_kill(tmp_path, fake_train):
     assert (workdir / "score.png").exists()
 
 
+@pytest.mark.slow
 def test_lenet_training_sweep_smoke(tmp_path):
     config, axes = sw.load_sweep_file(
         os.path.join(ROOT, "configs/sweeps/lenet_density_bits.py:smoke")
