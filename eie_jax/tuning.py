@@ -88,9 +88,10 @@ def summarize(runs: list[dict], reference: dict | None = None) -> list[dict]:
     return rows
 
 
-def pareto_figure(rows: list[dict], path: str, title: str) -> str:
+def pareto_figure(rows: list[dict], path: str, title: str, target=(None, None)) -> str:
     """Mean P+Q+H ratio (x) against mean accuracy change vs dense (y), one labelled point per
-    variant, with the front of the variants no other beats on both."""
+    variant, with the front of the variants no other beats on both; target (ratio, change):
+    dashed lines."""
     points = [(r["ratio_mean"], r["delta_mean"]) for r in rows]
     labels = [f"{r['variant']} (n={len(r['seeds'])})" for r in rows]
     front = plotting.pareto_front([(-x, y) for x, y in points])
@@ -102,6 +103,8 @@ def pareto_figure(rows: list[dict], path: str, title: str) -> str:
         xlabel="compression ratio P+Q+H (x)",
         ylabel="compressed - dense test accuracy (points)",
         title=title,
+        where="pre",
+        target=target,
     )
 
 
@@ -112,7 +115,8 @@ def to_markdown(rows: list[dict]) -> str:
         values = " / ".join(format(v, fmt) for v in row[col])
         if len(row[col]) == 1:
             return values
-        return f"{values} (mean {row[col + '_mean']:{fmt}} ± {row[col + '_std']:{fmt}})"
+        std = format(row[col + "_std"], fmt.lstrip("+"))
+        return f"{values} (mean {row[col + '_mean']:{fmt}} ± {std})"
 
     lines = [
         "| variant | overrides | seeds | dense % | compressed % | Δ points | EIE % "

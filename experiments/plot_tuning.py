@@ -22,6 +22,10 @@ _REFERENCE = config_flags.DEFINE_config_file(
     "reference", None, "A config file (file.py or file.py:arg) the overrides are taken against."
 )
 _TITLE = flags.DEFINE_string("title", "compression ratio vs accuracy", "Figure title.")
+_TARGET_RATIO = flags.DEFINE_float("target_ratio", None, "A dashed line at this P+Q+H ratio.")
+_TARGET_DELTA = flags.DEFINE_float(
+    "target_delta", None, "A dashed line at this accuracy change (points, e.g. -0.5)."
+)
 flags.mark_flags_as_required(["out"])
 
 
@@ -37,7 +41,7 @@ def main(argv):
         None if _REFERENCE.value is None else _REFERENCE.value.to_dict(),
     )
     os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-    tuning.pareto_figure(rows, _OUT.value, _TITLE.value)
+    tuning.pareto_figure(rows, _OUT.value, _TITLE.value, (_TARGET_RATIO.value, _TARGET_DELTA.value))
     with open(os.path.splitext(_OUT.value)[0] + ".json", "w") as f:
         json.dump(rows, f, indent=1)
     print(tuning.to_markdown(rows))
