@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from configs import lenet_300_100, lenet_300_100_64x
+from configs import lenet5, lenet5_60x, lenet_300_100, lenet_300_100_64x
 from eie_jax import tuning
 from eie_jax.errors import UserError
 from eie_jax.run_config import validate_config, weight_bits
@@ -25,6 +25,15 @@ def test_64x_config_validates_and_differs_only_where_it_says(arg):
     }  # fmt: skip
     assert changed, "the 64x config must change something"
     assert weight_bits(config, "fc1") < 4  # fc1, most of the storage, below EIE's 4 bits
+
+
+@pytest.mark.parametrize("arg", [None, "smoke"])
+def test_lenet5_60x_config_validates_and_keeps_the_lenet5_recipe(arg):
+    config = lenet5_60x.get_config(arg)
+    validate_config(config)
+    changed = tuning.config_overrides(config.to_dict(), lenet5.get_config(arg).to_dict())
+    assert {k.split(".")[0] for k in changed} == {"prune", "share", "storage"}
+    assert weight_bits(config, "fc1") == 2 and weight_bits(config, "conv1") == 4
 
 
 def test_64x_config_rejects_a_bad_override():
