@@ -62,8 +62,12 @@ def line_plot(path, xs, series: dict, *, xlabel, ylabel, title, logx=False, logy
     return save(fig, path)
 
 
-def pareto_plot(path, points, labels, front, *, xlabel, ylabel, title):
-    """Labelled points (x, y) and the step line through the indices `front`, saved to `path`."""
+def pareto_plot(
+    path, points, labels, front, *, xlabel, ylabel, title, where="post", target=(None, None)
+):
+    """Labelled points (x, y) and the step line through the indices `front`, saved to `path`.
+    where: the step's corner, 'post' for a front rising with x (cost vs accuracy), 'pre' for
+    one falling with x (ratio vs accuracy); target (x, y): dashed lines where not None."""
     fig, ax = plt.subplots(figsize=(7.0, 4.6))
     xs, ys = zip(*points, strict=True) if points else ((), ())
     ax.scatter(xs, ys, s=18)
@@ -71,8 +75,12 @@ def pareto_plot(path, points, labels, front, *, xlabel, ylabel, title):
         ax.annotate(label, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     if front:
         fx, fy = zip(*(points[i] for i in front), strict=True)
-        ax.step(fx, fy, where="post", color="tab:red", alpha=0.6, label="Pareto front")
+        ax.step(fx, fy, where=where, color="tab:red", alpha=0.6, label="Pareto front")
         ax.legend(fontsize=7)
+    if target[0] is not None:
+        ax.axvline(target[0], color="gray", linestyle="--", linewidth=0.8)
+    if target[1] is not None:
+        ax.axhline(target[1], color="gray", linestyle="--", linewidth=0.8)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
