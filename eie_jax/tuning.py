@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from eie_jax import plotting
+from eie_jax import plotting, workdir
 
 # report.json field -> column of the tuning table (accuracies in %).
 FIELDS = {
@@ -27,22 +27,12 @@ FIELDS = {
 _SEED = re.compile(r"_seed\d+$")
 
 
-def flatten(tree, prefix: str = "") -> dict:
-    """{'a.b': leaf} of a nested dict."""
-    out = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, path + "."))
-        else:
-            out[path] = value
-    return out
-
-
 def config_overrides(config: dict, reference: dict, ignore=("seed",)) -> dict:
     """The dotted fields whose value in `config` differs from `reference` (or is new)."""
-    mine, ref = flatten(config), flatten(reference)
-    return {k: v for k, v in sorted(mine.items()) if k not in ignore and ref.get(k) != v}
+    changed = workdir.changed_fields(reference, config)
+    return dict(
+        sorted((k, v) for k, _, v in changed if k not in ignore and v is not workdir.ABSENT)
+    )
 
 
 def load_run(workdir: str) -> dict:

@@ -82,20 +82,27 @@ def make(path: str) -> str:
     return path
 
 
-def differences(old, new, prefix: str = "") -> Iterator[str]:
-    """Dotted fields where two JSON trees differ, with both values: 'a.b: 1 -> 2'."""
+def changed_fields(old, new, prefix: str = "") -> Iterator[tuple[str, Any, Any]]:
+    """(dotted field, old value, new value) where two JSON trees differ; ABSENT stands for
+    the value of a field one side lacks."""
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new)):
-            yield from differences(old.get(key, _ABSENT), new.get(key, _ABSENT), f"{prefix}{key}.")
+            yield from changed_fields(old.get(key, ABSENT), new.get(key, ABSENT), f"{prefix}{key}.")
     elif old != new:
-        yield f"{prefix.rstrip('.')}: {_short(old)} -> {_short(new)}"
+        yield prefix.rstrip("."), old, new
 
 
-_ABSENT = "<absent>"
+def differences(old, new) -> Iterator[str]:
+    """Dotted fields where two JSON trees differ, with both values: 'a.b: 1 -> 2'."""
+    for field, was, now in changed_fields(old, new):
+        yield f"{field}: {_short(was)} -> {_short(now)}"
+
+
+ABSENT = "<absent>"
 
 
 def _short(value, limit: int = 40) -> str:
-    text = repr(value) if value is not _ABSENT else _ABSENT
+    text = repr(value) if value is not ABSENT else ABSENT
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -18,6 +18,7 @@ from flax import nnx
 
 from configs import lenet5, lenet_300_100
 from eie_jax import checkpoint, data, models, pipeline, prune
+from eie_jax import workdir as workdirs
 from eie_jax.errors import UserError
 from tests import synthetic
 from tests.oracle import eie_oracle
@@ -156,12 +157,9 @@ def test_user_errors_name_field_and_value_before_any_stage(
 ):
     """Each mistake is a one-line UserError before any stage (the entry point prints such
     an error as one line and exits 2: test_entry_point_errors_are_one_line)."""
-    config = _smoke_config(lenet_300_100.get_config, data_dir)
-    *parents, leaf = field.split(".")
-    node = config
-    for name in parents:
-        node = node[name]
-    node[leaf] = value
+    config = workdirs.apply_overrides(
+        _smoke_config(lenet_300_100.get_config, data_dir), {field: value}
+    )
     workdir = tmp_path / "w"
     with pytest.raises(UserError) as caught:
         pipeline.train_and_evaluate(config, str(workdir))

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from absl import logging
 
-from eie_jax import plotting
+from eie_jax import plotting, workdir
 from eie_jax.errors import UserError
 from eie_jax.sweep.store import load_results, load_sweep_meta
 
@@ -44,7 +44,6 @@ PLOT_OPTIONS = {
     "ref_x": "the x of a transform's reference point (default: the smallest x)",
 }
 TRANSFORMS = (None, "speedup", "relative")
-_MISSING = object()
 
 
 def plot_sweep(workdir: str, plots: Sequence[Mapping] | None = None) -> list[str]:
@@ -124,11 +123,10 @@ def _value(record: dict, name: str, base: Mapping | None = None):
     if name in record["metrics"]:
         return record["metrics"][name]
     if base is not None:
-        value = base
-        for part in name.split("."):
-            value = value.get(part, _MISSING) if isinstance(value, Mapping) else _MISSING
-        if value is not _MISSING:
-            return value
+        try:
+            return workdir.lookup(base, name)
+        except UserError:
+            pass  # named below, with what a point has
     raise UserError(
         f"plot field {name!r}: neither an overridden field {sorted(record['overrides'])} "
         f"nor a metric {sorted(record['metrics'])}"
