@@ -10,7 +10,8 @@ python -m experiments.bench_sweep --workdir=runs/bench_sweep
 2. Splits that time: drawing the synthetic layers, entry counts (one pass per layer for
    all its PE counts, and the former one call per (layer, PE count)), evaluation with
    empty jit caches and compiled (median of --repeats): the sweep's (`batching`: one
-   padded shape, chunks by length) and the former one (one shape per K class).
+   padded shape, chunks by length, points in lockstep) and the former one (one shape per
+   K class, eie.cycles_from_counts vmapped over the points).
 3. Alex-6 alone at 64 PEs / FIFO 8, cycles only, compiled (eie.cycles_from_counts),
    against the 0.025 ms a plain C loop takes (quoted: measured once on a 2-core machine).
 4. One `eie.simulate` call per point (every --baseline_stride-th point), first call
@@ -29,7 +30,7 @@ import numpy as np
 from absl import flags
 
 from eie_jax import eie, errors, sweep
-from eie_jax.eie import benchmarks, metrics
+from eie_jax.eie import benchmarks
 from eie_jax.eie.encode import entry_counts, entry_counts_by_column
 from eie_jax.sweep import eie_points
 
@@ -98,8 +99,15 @@ def host_preparation(everything):
     return draw_s, one_pass_s, per_n_s
 
 
+@functools.partial(jax.jit, static_argnames=("history",))
+def _vmapped_cycles(counts, active, fifo_depth, *, history):
+    """The former batched form: eie.cycles_from_counts vmapped over the points."""
+    run = functools.partial(eie.cycles_from_counts, history=history)
+    return jax.vmap(run)(counts, active, fifo_depth)
+
+
 def _old_batched(counts, depths):
-    """The former evaluation: one padded shape (and compilation) per K class."""
+    """The former evaluation: one padded shape (and compilation) per K class, vmapped."""
     out = []
     groups = {}
     for i, c in enumerate(counts):
@@ -116,7 +124,7 @@ def _old_batched(counts, depths):
         active = np.arange(k_pad)[None, :] < num_cols[:, None]
         depth = np.asarray([depths[i] for i in members], np.int32)
         history = eie.history_size(int(depth.max()))
-        out.append(metrics.batched_cycles(batch, active, depth, history=history))
+        out.append(_vmapped_cycles(batch, active, depth, history=history))
     return out
 
 

@@ -88,10 +88,35 @@ def test_unknown_model_name_lists_the_names():
         models.get_model("alexnet", rngs=nnx.Rngs(0))
 
 
-def test_max_pool_takes_the_max_of_each_2x2_window():
-    x = np.random.default_rng(0).normal(size=(2, 6, 4, 3)).astype(np.float32)
-    expected = np.asarray(x).reshape(2, 3, 2, 2, 2, 3).max(axis=(2, 4))
-    np.testing.assert_array_equal(models.lenet._max_pool_2x2(x), expected)
+def _max_pool_loops(x):
+    """The oracle: each output is the max of its 2x2 window; an odd last row/column is dropped."""
+    b, h, w, c = x.shape
+    out = np.empty((b, h // 2, w // 2, c), x.dtype)
+    for i in range(h // 2):
+        for j in range(w // 2):
+            out[:, i, j] = x[:, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].max(axis=(1, 2))
+    return out
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 4, 3), (1, 7, 5, 2), (3, 24, 24, 20)])
+def test_max_pool_takes_the_max_of_each_2x2_window(shape):
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    np.testing.assert_array_equal(models.lenet._max_pool_2x2(x), _max_pool_loops(x))
+
+
+def test_max_pool_gradient_flows_to_each_window_max_alone():
+    x = np.random.default_rng(1).normal(size=(2, 6, 4, 3)).astype(np.float32)
+    g = np.random.default_rng(2).normal(size=(2, 3, 2, 3)).astype(np.float32)
+    grad = jax.grad(lambda v: jnp.sum(models.lenet._max_pool_2x2(v) * g))(x)
+    expected = np.zeros_like(x)
+    for i in range(3):
+        for j in range(2):
+            window = x[:, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].reshape(2, 4, 3)
+            di, dj = np.divmod(window.argmax(axis=1), 2)  # (2, 3) positions in the window
+            for n in range(2):
+                for ch in range(3):
+                    expected[n, 2 * i + di[n, ch], 2 * j + dj[n, ch], ch] = g[n, i, j, ch]
+    np.testing.assert_array_equal(grad, expected)
 
 
 class _TenLayers(nnx.Module):

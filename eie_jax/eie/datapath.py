@@ -75,14 +75,14 @@ def _fixed_point_run(layer: ColumnSlices, xq, acc0, bias_counts, fifo_depth, **s
     # One scratch row past the end absorbs the lanes beyond each slice's entries.
     acc0 = jnp.pad(acc0, ((0, 0), (0, 1)))
 
-    def body(j, valid, carry):
+    def body(j, carry):
         clock, acc = carry
-        a = jnp.where(valid, xq[j], 0)  # a zero activation adds nothing
+        a = xq[j]
         w = wq[layer.codes[j].astype(jnp.int32)]
         rows = layer.rows[j].astype(jnp.int32)
         term = jnp.right_shift(w * a, weight_frac_bits)
         acc = fixed_point.saturating_add(acc, jnp.zeros_like(acc).at[pe_ids, rows].add(term))
-        clock = timing.step(mode, clock, j, counts_by_column[j], valid, fifo_depth, deltas)
+        clock = timing.step(mode, clock, j, counts_by_column[j], fifo_depth, deltas)
         return clock, acc
 
     deltas, bias_delta = None, None

@@ -33,8 +33,8 @@ In rtl mode pe_cycles[k] = max(PE k's last write + 1, t_empty, 9): the cycle by 
 PE k has written its last output and the central unit has sent every item; so
 total = max_k pe_cycles in both modes.
 
-Each step takes the item's counts (N,) and whether it is real (`active`): the loops below
-run past the last broadcast with active=False, a no-op. An rtl step also takes its send
+Each step takes the item's counts (N,) and whether it is real (`active`; False: a no-op):
+the loops below visit broadcasts only and pass True. An rtl step also takes its send
 delta s_i - s_{i-1} before the stall, which depends only on the columns, so send_deltas
 computes them all before the loop. The smooth surrogate in cost.py runs the same steps
 with expected counts, smooth maxima and probabilities for `active`, which blend the
@@ -196,24 +196,37 @@ def column_entries(nonzero, num_pes: int, index_bits: int):
 
 
 def for_each_broadcast(active, body, init, unroll=1):
-    """carry = body(j, valid, carry) for every broadcast column j, in increasing order.
+    """carry = body(j, carry) for every broadcast column j, in increasing order.
 
-    Zero activations are skipped up front, as the LNZD tree skips them, so the loop runs
-    once per broadcast: a fori_loop with a traced trip count (a scan would have to step
-    through every column). Steps past the last broadcast get valid=False. `unroll`
-    broadcasts per iteration amortise XLA's per-iteration cost on CPU: it halves the
-    cycles-only loop, whose steps are tiny, and slows the heavier arithmetic loop.
+    Zero activations are skipped, as the LNZD tree skips them: a table of the next
+    broadcast column at or after each column (one reverse cummin; a sort of the columns
+    cost a quarter of Alex-6's cycles-only time) lets the loop chase them, once per
+    broadcast: a fori_loop with a traced trip count (a scan would step through every
+    column). `unroll` broadcasts per iteration amortise XLA's per-iteration cost on CPU:
+    it speeds up the cycles-only loop, whose steps are tiny, and slows the heavier
+    arithmetic loop; the last num_active % unroll run one per iteration, so every step is
+    a real broadcast.
     """
+    k = active.shape[0]
+    if k == 0:
+        return init
+    cols = jnp.arange(k, dtype=jnp.int32)
+    next_col = jnp.append(jax.lax.cummin(jnp.where(active, cols, k), reverse=True), k)
     num_active = jnp.sum(active, dtype=jnp.int32)
-    order = jnp.pad(jnp.argsort(~active, stable=True), (0, unroll))
 
-    def chunk(c, carry):
-        for u in range(unroll):
-            i = c * unroll + u
-            carry = body(order[i], i < num_active, carry)
-        return carry
+    def step(state):
+        carry, p = state
+        j = next_col[p]
+        return body(j, carry), j + 1
 
-    return jax.lax.fori_loop(0, (num_active + unroll - 1) // unroll, chunk, init)
+    def chunk(_, state):
+        for _ in range(unroll):
+            state = step(state)
+        return state
+
+    state = jax.lax.fori_loop(0, num_active // unroll, chunk, (init, jnp.int32(0)))
+    state = jax.lax.fori_loop(0, num_active % unroll, lambda _, s: step(s), state)
+    return state[0]
 
 
 def _busy(counts, active):
@@ -229,12 +242,52 @@ def cycles_from_counts(counts, active, fifo_depth, *, history):
     """
     counts_by_column = counts.T.astype(jnp.int32)
 
-    def body(j, valid, timing):
-        return timing_step(timing, counts_by_column[j], valid, fifo_depth)
+    def body(j, timing):
+        return step("paper", timing, j, counts_by_column[j], fifo_depth)
 
     init = initial_timing(counts.shape[0], history)
     f, _, _ = for_each_broadcast(active, body, init, unroll=4)
     return f, _busy(counts, active)
+
+
+@functools.partial(jax.jit, static_argnames=("history", "unroll"))
+def lockstep_cycles(counts_by_step, num_steps, fifo_depth, *, history, unroll=4):
+    """Paper timing of B design points at once: pe_cycles (B, N), as cycles_from_counts.
+
+    counts_by_step (S, B, N): [i, b] holds point b's entries per PE in its i-th broadcast
+    (steps from num_steps[b] on are ignored); num_steps (B,) its broadcasts; fifo_depth
+    (B,) its queue depth, each <= history. The points step together: one loop of
+    max(num_steps) steps, each reading one contiguous (B, N) slice, where a vmap of
+    cycles_from_counts would gather every point's column and shift every history. The
+    stall bound max_k s[k, i - D] comes from a ring buffer of the last `history` steps'
+    max start times, written at i mod history (slots not yet written hold 0, as the
+    shifted history does before D broadcasts).
+    """
+    num_pes, points = counts_by_step.shape[2], counts_by_step.shape[1]
+    lanes = jnp.arange(points)
+
+    def one(i, carry):
+        f, t, ring = carry
+        valid = i < num_steps
+        t_new = jnp.maximum(t + 1, ring[(i - fifo_depth) % history, lanes])
+        s = jnp.maximum(f, t_new[:, None])
+        f_new = s + jnp.maximum(counts_by_step[i], 1)
+        ring = jax.lax.dynamic_update_index_in_dim(ring, jnp.max(s, axis=1), i % history, 0)
+        return jnp.where(valid[:, None], f_new, f), jnp.where(valid, t_new, t), ring
+
+    def chunk(c, carry):
+        for u in range(unroll):
+            carry = one(c * unroll + u, carry)
+        return carry
+
+    # Steps past the last slice read a clamped slice; they are invalid for every point.
+    init = (
+        jnp.zeros((points, num_pes), jnp.int32),
+        jnp.full(points, -1, jnp.int32),
+        jnp.zeros((history, points), jnp.int32),
+    )
+    trips = (jnp.max(num_steps, initial=0) + unroll - 1) // unroll
+    return jax.lax.fori_loop(0, trips, chunk, init)[0]
 
 
 @functools.partial(jax.jit, static_argnames=("history",))
@@ -257,8 +310,8 @@ def rtl_cycles_from_counts(
     counts_by_column = counts.T.astype(jnp.int32)
     deltas, bias_delta = send_deltas(columns, active, bias_col, num_pes)
 
-    def body(j, valid, timing):
-        return rtl_step(timing, deltas[j], counts_by_column[j], valid, fifo_depth)
+    def body(j, timing):
+        return step("rtl", timing, j, counts_by_column[j], fifo_depth, deltas)
 
     init = initial_rtl(counts.shape[0], history)
     carry = for_each_broadcast(active, body, init, unroll=4)
@@ -273,11 +326,11 @@ def start(timing: str, num_pes: int, history: int):
     return initial_rtl(num_pes, history) if timing == "rtl" else initial_timing(num_pes, history)
 
 
-def step(timing: str, carry, j, n, valid, fifo_depth, deltas=None):
+def step(timing: str, carry, j, n, fifo_depth, deltas=None):
     """One broadcast of column j; rtl needs send_deltas' per-column deltas."""
     if timing == "rtl":
-        return rtl_step(carry, deltas[j], n, valid, fifo_depth)
-    return timing_step(carry, n, valid, fifo_depth)
+        return rtl_step(carry, deltas[j], n, True, fifo_depth)
+    return timing_step(carry, n, True, fifo_depth)
 
 
 def finish(timing: str, carry, fifo_depth, bias_counts=None, bias_delta=None):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from eie_jax.layers import MaskedConv, MaskedLinear
@@ -11,7 +10,13 @@ from eie_jax.models import EIELayer, register
 
 
 def _max_pool_2x2(x):
-    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+    """2x2 max-pooling, stride 2, VALID (NHWC), as a max over a reshape.
+
+    The same values as lax.reduce_window; its gradient is a cheap elementwise select, where
+    reduce_window's (select_and_scatter) took half of a LeNet-5 training step on the CPU.
+    """
+    b, h, w, c = x.shape
+    return x[:, : h // 2 * 2, : w // 2 * 2].reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
 @register("lenet_300_100")

@@ -2,9 +2,10 @@
 
 Each point is its entries per PE in each broadcast column (N_i, K_i) and a FIFO depth;
 points are chunked by K, every chunk padded to one shape and evaluated by
-`eie.metrics.batched_cycles`, the batch axis sharded over the devices with a
-jax.sharding Mesh: every process's devices under jax.distributed (each process puts its
-own shards; the results are gathered to every process).
+`eie.metrics.batched_cycles_by_step` (step-major counts; rtl points by
+`batched_rtl_cycles`), the batch axis sharded over the devices with a jax.sharding Mesh:
+every process's devices under jax.distributed (each process puts its own shards; the
+results are gathered to every process).
 """
 
 from __future__ import annotations
@@ -80,22 +81,28 @@ def iter_cycles(
             # Batch padding repeats a real point's depth (and rtl inputs); its results
             # are dropped.
             fill = [chunk[0]] * (per_chunk - len(chunk))
-            batch = np.zeros((per_chunk, n_pad, k_pad), np.int32)
-            num_cols = np.zeros(per_chunk, np.int32)
-            for b, i in enumerate(chunk):
-                n, k = counts[i].shape
-                batch[b, :n, :k] = counts[i]
-                num_cols[b] = k
+            num_cols = np.asarray([counts[i].shape[1] for i in chunk + fill], np.int32)
             depth = np.asarray([fifo_depths[i] for i in chunk + fill], np.int32)
-            # Columns past a point's own K are not broadcast, so they change nothing.
-            active = np.arange(k_pad)[None, :] < num_cols[:, None]
-            args = [batch, active, depth]
             if timing == "rtl":
+                batch = np.zeros((per_chunk, n_pad, k_pad), np.int32)
+                for b, i in enumerate(chunk):
+                    n, k = counts[i].shape
+                    batch[b, :n, :k] = counts[i]
+                # Columns past a point's own K are not broadcast, so they change nothing.
+                active = np.arange(k_pad)[None, :] < num_cols[:, None]
+                args = [batch, active, depth]
                 args += _rtl_args([rtl[i] for i in chunk + fill], chunk, counts, n_pad, k_pad)
                 run = metrics.batched_rtl_cycles
-            else:
-                run = metrics.batched_cycles
-            args = [multihost.put(a, sharding) for a in args]
+                shardings = [sharding] * len(args)
+            else:  # step-major, so the lockstep loop reads contiguous slices
+                batch = np.zeros((k_pad, per_chunk, n_pad), np.int32)
+                for b, i in enumerate(chunk):
+                    n, k = counts[i].shape
+                    batch[:k, b, :n] = counts[i].T
+                args = [batch, num_cols, depth]
+                run = metrics.batched_cycles_by_step
+                shardings = [NamedSharding(mesh, PartitionSpec(None, "points"))] + [sharding] * 2
+            args = [multihost.put(a, sh) for a, sh in zip(args, shardings, strict=True)]
             cycles, busy = map(multihost.to_host, run(*args, history=history))
             yield (
                 chunk,

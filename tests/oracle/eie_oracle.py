@@ -82,10 +82,18 @@ def simulate(
     broadcast = [j for j in range(k) if xq[j] != 0]
     n = np.array([[pe["colptr"][j + 1] - pe["colptr"][j] for j in broadcast] for pe in pes])
     n = n.reshape(num_pes, len(broadcast))
-    t = np.zeros(len(broadcast), np.int64)
-    s = np.zeros((num_pes, len(broadcast)), np.int64)
-    f = np.zeros((num_pes, len(broadcast)), np.int64)
-    for i in range(len(broadcast)):
+    pe_cycles = paper_cycles(n, fifo_depth)
+    pe_busy = n.sum(axis=1)
+    return outputs, pe_cycles, pe_busy, int(pe_cycles.max())
+
+
+def paper_cycles(n, fifo_depth):
+    """Per-PE finish cycles of the paper timing; n (N, I): entries of each broadcast item."""
+    num_pes, items = n.shape
+    t = np.zeros(items, np.int64)
+    s = np.zeros((num_pes, items), np.int64)
+    f = np.zeros((num_pes, items), np.int64)
+    for i in range(items):
         t[i] = 0 if i == 0 else t[i - 1] + 1
         if i >= fifo_depth:
             t[i] = max(t[i], s[:, i - fifo_depth].max())
@@ -93,6 +101,4 @@ def simulate(
             previous_finish = f[pe, i - 1] if i > 0 else 0
             s[pe, i] = max(previous_finish, t[i])
             f[pe, i] = s[pe, i] + max(n[pe, i], 1)
-    pe_cycles = f[:, -1] if broadcast else np.zeros(num_pes, np.int64)
-    pe_busy = n.sum(axis=1)
-    return outputs, pe_cycles, pe_busy, int(pe_cycles.max())
+    return f[:, -1] if items else np.zeros(num_pes, np.int64)
