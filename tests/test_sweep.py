@@ -139,6 +139,18 @@ def test_entry_counts_for_many_pe_counts_in_one_pass(index_bits):
         assert padding == layer.num_padding
 
 
+@pytest.mark.parametrize("shape", [(700, 30), (3, 70_000), (1, 1)])
+def test_nonzeros_by_column_are_column_major(shape):
+    """The radix-sorted nonzeros equal np.nonzero of the transposed matrix (also past
+    2**16 columns, where the sort key is wider)."""
+    rng = np.random.default_rng(1)
+    codes = ((rng.random(shape) < 0.3) * rng.integers(1, 16, shape)).astype(np.uint8)
+    cols, rows = np.nonzero(np.ascontiguousarray(codes.T))
+    found = benchmarks.nonzeros_by_column(codes)
+    np.testing.assert_array_equal(found[0], rows)
+    np.testing.assert_array_equal(found[1], cols)
+
+
 def test_synthetic_layer_holds_8_bit_codes():
     spec = benchmarks.get_spec("NT-LSTM")
     small = dataclasses.replace(spec, in_features=60, out_features=50, weight_density=0.9)

@@ -97,7 +97,21 @@ def synthetic_layer(
     m, k = spec.shape
     keep = rng.random((m, k), dtype=np.float32) < spec.weight_density
     # uint8 holds codes up to 255 (weight_bits=8) and draws what int8 drew below 128.
-    codes = np.where(keep, rng.integers(1, cfg.codebook_size, (m, k), dtype=np.uint8), 0)
+    codes = rng.integers(1, cfg.codebook_size, (m, k), dtype=np.uint8)
+    codes *= keep  # in place: the dropped weights' codes become 0
     codebook = np.concatenate([[0.0], np.sort(0.1 * rng.standard_normal(cfg.codebook_size - 1))])
     x = np.abs(rng.standard_normal(k)) * (rng.random(k) < spec.act_density)
-    return codes.astype(np.uint8), codebook.astype(np.float32), x.astype(np.float32)
+    return codes, codebook.astype(np.float32), x.astype(np.float32)
+
+
+def nonzeros_by_column(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) int32 of the nonzero codes in column-major order (by column, then row).
+
+    np.nonzero in row-major order, then a stable radix sort by column (16-bit keys where
+    the columns fit): cheaper than np.nonzero of the transposed matrix, whose copy is the
+    slow part for large layers.
+    """
+    rows, cols = np.nonzero(codes)
+    key = cols.astype(np.uint16) if codes.shape[1] <= 2**16 else cols
+    order = np.argsort(key, kind="stable")
+    return rows[order].astype(np.int32), cols[order].astype(np.int32)

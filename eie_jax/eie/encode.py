@@ -10,8 +10,10 @@ pointers p give p[j+1] - p[j] = entries of column j, padding included.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -210,39 +212,49 @@ def entry_counts(rows, cols, shape: tuple[int, int], num_pes: int, index_bits: i
 
 
 def entry_counts_by_column(rows, cols, shape: tuple[int, int], pe_counts, index_bits: int):
-    """entry_counts for several PE counts from one pass over the nonzeros.
+    """entry_counts for several PE counts from one pass over the nonzeros per PE count.
 
     rows, cols: the nonzeros of W in column-major order (by column, then row; e.g.
     `np.nonzero(W.T)` reversed). For each N, one stable radix sort by PE (8 or 16 bit keys)
     puts every (PE, column) slice's entries together in row order, so no comparison sort
-    of all nonzeros is needed. Returns [(counts (N, K) int32, num_padding)] per N.
+    of all nonzeros is needed; each slice is then a run, whose length and padding give its
+    count. The PE counts run on a thread per core (NumPy's sorts and gathers release the
+    GIL). Returns [(counts (N, K) int32, num_padding)] per N.
     """
     m, k = shape
     rows = np.asarray(rows, np.int32 if m < 2**31 else np.int64)
     cols = np.asarray(cols, rows.dtype)
-    out = []
-    for n in pe_counts:
-        r = -(-m // n)
-        pe = rows % n
-        dtype = np.int32 if n * k < 2**31 else np.int64
-        slice_id = pe.astype(dtype) * k + cols  # PE-major, column-minor
-        counts = np.bincount(slice_id, minlength=n * k)
-        padding = 0
-        if r > (1 << index_bits):  # otherwise no gap can reach 2**index_bits rows
-            key = pe.astype(np.uint8 if n <= 2**8 else np.uint16 if n <= 2**16 else np.int64)
-            order = np.argsort(key, kind="stable")
-            ids, local = slice_id[order], rows[order] // n
-            gap = np.empty_like(local)
-            gap[0:1] = local[0:1]
-            gap[1:] = np.where(ids[1:] == ids[:-1], local[1:] - local[:-1] - 1, local[1:])
-            pads = gap >> index_bits
-            has = pads > 0
-            counts = counts + np.bincount(ids[has], weights=pads[has], minlength=n * k).astype(
-                counts.dtype
-            )
-            padding = int(pads.sum())
-        out.append((counts.reshape(n, k).astype(np.int32), padding))
-    return out
+    pe_counts = list(pe_counts)
+    if len(pe_counts) < 2:
+        return [_slice_counts(rows, cols, shape, n, index_bits) for n in pe_counts]
+    workers = min(len(pe_counts), len(os.sched_getaffinity(0)))
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda n: _slice_counts(rows, cols, shape, n, index_bits), pe_counts))
+
+
+def _slice_counts(rows, cols, shape, n: int, index_bits: int):
+    """(counts (N, K) int32, num_padding) of column-major nonzeros on n PEs."""
+    m, k = shape
+    pe = rows % n
+    dtype = np.int32 if n * k < 2**31 else np.int64
+    if -(-m // n) <= (1 << index_bits) or len(rows) == 0:  # no gap reaches 2**index_bits
+        counts = np.bincount(pe.astype(dtype) * k + cols, minlength=n * k)
+        return counts.reshape(n, k).astype(np.int32), 0
+    key = pe.astype(np.uint8 if n <= 2**8 else np.uint16 if n <= 2**16 else np.int64)
+    order = np.argsort(key, kind="stable")  # PE-major, then column, then row
+    ids = pe[order].astype(dtype) * k + cols[order]  # slice of each entry, nondecreasing
+    local = rows[order] // n
+    first = np.empty(len(ids), bool)  # the first entry of its slice
+    first[0] = True
+    np.not_equal(ids[1:], ids[:-1], out=first[1:])
+    gap = local.copy()  # zero local rows before each entry: from row 0, or from the previous
+    gap[1:] -= np.where(first[1:], 0, local[:-1] + 1)
+    pads = gap >> index_bits
+    starts = np.flatnonzero(first)
+    entries = np.diff(starts, append=len(ids)) + np.add.reduceat(pads, starts)
+    counts = np.zeros(n * k, np.int32)
+    counts[ids[starts]] = entries
+    return counts.reshape(n, k), int(pads.sum())
 
 
 @dataclasses.dataclass(frozen=True)

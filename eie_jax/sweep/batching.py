@@ -1,11 +1,11 @@
-"""Many EIE design points in one compiled shape: chunk by length, shard the batch.
+"""Many EIE design points in a few compiled shapes: chunk by length, shard the batch.
 
 Each point is its entries per PE in each broadcast column (N_i, K_i) and a FIFO depth;
 points are chunked by K, every chunk padded to one shape and evaluated by
-`eie.metrics.batched_cycles_by_step` (step-major counts; rtl points by
-`batched_rtl_cycles`), the batch axis sharded over the devices with a jax.sharding Mesh:
-every process's devices under jax.distributed (each process puts its own shards; the
-results are gathered to every process).
+`eie.metrics.batched_cycles_by_step` (paper timing: the points in lockstep, step-major
+counts) or `batched_rtl_cycles` (rtl timing, vmapped), the batch axis sharded over the
+devices with a jax.sharding Mesh: every process's devices under jax.distributed (each
+process puts its own shards; the results are gathered to every process).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class RtlInputs:
     bias_col: int
 
 
-# A call evaluates at most CHUNK_POINTS points, of broadcast counts within LENGTH_RATIO.
+# An rtl call evaluates at most CHUNK_POINTS points, of broadcast counts within LENGTH_RATIO.
 CHUNK_POINTS = 32
 LENGTH_RATIO = 2
 
@@ -49,66 +49,101 @@ def iter_cycles(
     devices: Sequence[jax.Device] | None = None,
     max_batch_elements: int = 1 << 25,
 ) -> Iterator[tuple[list[int], list[np.ndarray], list[np.ndarray]]]:
-    """Per-PE cycles of many design points: chunks of one padded shape, one compilation.
+    """Per-PE cycles of many design points, chunk by chunk.
 
     counts[i] (N_i, K_i) holds design point i's entries per PE in each *broadcast* column;
     fifo_depths[i] its queue depth; rtl[i] (optional) the extra inputs of the rtl timing
     (`RtlInputs`), None for the paper timing. Points are chunked by timing and increasing K
-    (`_chunks_by_length`) and every chunk is padded to the largest N, K and chunk size, the
-    batch axis sharded over `devices` (default: jax.devices(), every process's).
+    (paper: `_lockstep_chunks`, rtl: `_rtl_chunks`), each timing's chunks padded to one
+    shape, the batch axis sharded over `devices` (default: jax.devices(), every
+    process's).
     Zero-count PEs added by padding finish no later than the real ones, so they change
     neither the broadcast stalls nor the maximum (rtl: they pop no later than a real PE).
     Yields (indices, pe_cycles, pe_busy) per chunk, each array trimmed to the point's N.
     """
     devices = list(devices) if devices is not None else jax.devices()
     mesh = Mesh(np.asarray(devices), ("points",))
-    sharding = NamedSharding(mesh, PartitionSpec("points"))
-    ndev = len(devices)
     if not counts:
         return
-    # One shape for every call, so one compilation per sweep (each costs about a second on
-    # CPU): the loop's trip count is traced, so padding K costs no steps, only memory.
-    n_pad = max(c.shape[0] for c in counts)
-    k_pad = max(_round_up(max(c.shape[1] for c in counts), 128), 128)
     history = eie.history_size(max(fifo_depths))
-    per_chunk = max(1, min(max_batch_elements // (n_pad * k_pad), CHUNK_POINTS, len(counts)))
-    per_chunk = _round_up(per_chunk, ndev)
     rtl = list(rtl) if rtl is not None else [None] * len(counts)
-    for timing in ("paper", "rtl"):
-        group = [i for i in range(len(counts)) if (rtl[i] is None) == (timing == "paper")]
-        for part in _chunks_by_length([counts[i].shape[1] for i in group], per_chunk):
-            chunk = [group[j] for j in part]
-            # Batch padding repeats a real point's depth (and rtl inputs); its results
-            # are dropped.
-            fill = [chunk[0]] * (per_chunk - len(chunk))
-            num_cols = np.asarray([counts[i].shape[1] for i in chunk + fill], np.int32)
-            depth = np.asarray([fifo_depths[i] for i in chunk + fill], np.int32)
-            if timing == "rtl":
-                batch = np.zeros((per_chunk, n_pad, k_pad), np.int32)
-                for b, i in enumerate(chunk):
-                    n, k = counts[i].shape
-                    batch[b, :n, :k] = counts[i]
-                # Columns past a point's own K are not broadcast, so they change nothing.
-                active = np.arange(k_pad)[None, :] < num_cols[:, None]
-                args = [batch, active, depth]
-                args += _rtl_args([rtl[i] for i in chunk + fill], chunk, counts, n_pad, k_pad)
-                run = metrics.batched_rtl_cycles
-                shardings = [sharding] * len(args)
-            else:  # step-major, so the lockstep loop reads contiguous slices
-                batch = np.zeros((k_pad, per_chunk, n_pad), np.int32)
-                for b, i in enumerate(chunk):
-                    n, k = counts[i].shape
-                    batch[:k, b, :n] = counts[i].T
-                args = [batch, num_cols, depth]
-                run = metrics.batched_cycles_by_step
-                shardings = [NamedSharding(mesh, PartitionSpec(None, "points"))] + [sharding] * 2
-            args = [multihost.put(a, sh) for a, sh in zip(args, shardings, strict=True)]
-            cycles, busy = map(multihost.to_host, run(*args, history=history))
-            yield (
-                chunk,
-                [cycles[b, : counts[i].shape[0]] for b, i in enumerate(chunk)],
-                [busy[b, : counts[i].shape[0]] for b, i in enumerate(chunk)],
-            )
+    paper = [i for i in range(len(counts)) if rtl[i] is None]
+    yield from _lockstep_chunks(counts, fifo_depths, paper, mesh, history, max_batch_elements)
+    rtl_points = [i for i in range(len(counts)) if rtl[i] is not None]
+    if rtl_points:
+        yield from _rtl_chunks(
+            counts, fifo_depths, rtl, rtl_points, mesh, history, max_batch_elements
+        )
+
+
+def _lockstep_chunks(counts, fifo_depths, points, mesh, history, max_batch_elements):
+    """Paper-timing points in lockstep (`metrics.batched_cycles_by_step`), one shape.
+
+    A lockstep step costs XLA about as much for a few points as for many, and the loop's
+    trip count is traced (a chunk runs as long as its longest point; padding K costs
+    memory, not steps), so the points go in as few chunks as max_batch_elements allows,
+    by increasing K, all padded to the largest N and K: one compilation per sweep.
+    """
+    ndev = mesh.devices.size
+    by_step = NamedSharding(mesh, PartitionSpec(None, "points"))
+    by_point = NamedSharding(mesh, PartitionSpec("points"))
+    order = sorted(points, key=lambda i: counts[i].shape[1])
+    n_pad = max(counts[i].shape[0] for i in order)
+    k_pad = max(_round_up(max(counts[i].shape[1] for i in order), 128), 128)
+    size = max(1, min(max_batch_elements // (n_pad * k_pad), len(order)))
+    width = _round_up(size, ndev)  # padding points take no step
+    for start in range(0, len(order), size):
+        chunk = order[start : start + size]
+        batch = np.zeros((k_pad, width, n_pad), np.int32)
+        num_steps, depth = np.zeros(width, np.int32), np.ones(width, np.int32)
+        for b, i in enumerate(chunk):
+            n, k = counts[i].shape
+            batch[:k, b, :n] = counts[i].T
+            num_steps[b], depth[b] = k, fifo_depths[i]
+        args = [
+            multihost.put(batch, by_step),
+            multihost.put(num_steps, by_point),
+            multihost.put(depth, by_point),
+        ]
+        run = metrics.batched_cycles_by_step(*args, history=history)
+        yield _trimmed(chunk, counts, *map(multihost.to_host, run))
+
+
+def _rtl_chunks(counts, fifo_depths, rtl, points, mesh, history, max_batch_elements):
+    """rtl points (`metrics.batched_rtl_cycles`, vmapped): chunks of at most CHUNK_POINTS,
+    all padded to one shape, so one compilation."""
+    sharding = NamedSharding(mesh, PartitionSpec("points"))
+    ndev = mesh.devices.size
+    n_pad = max(counts[i].shape[0] for i in points)
+    k_pad = max(_round_up(max(counts[i].shape[1] for i in points), 128), 128)
+    per_chunk = max(1, min(max_batch_elements // (n_pad * k_pad), CHUNK_POINTS, len(points)))
+    per_chunk = _round_up(per_chunk, ndev)
+    for part in _chunks_by_length([counts[i].shape[1] for i in points], per_chunk):
+        chunk = [points[j] for j in part]
+        # Batch padding repeats a real point's depth and rtl inputs; its results are dropped.
+        fill = [chunk[0]] * (per_chunk - len(chunk))
+        num_cols = np.asarray([counts[i].shape[1] for i in chunk + fill], np.int32)
+        batch = np.zeros((per_chunk, n_pad, k_pad), np.int32)
+        for b, i in enumerate(chunk):
+            n, k = counts[i].shape
+            batch[b, :n, :k] = counts[i]
+        # Columns past a point's own K are not broadcast, so they change nothing.
+        active = np.arange(k_pad)[None, :] < num_cols[:, None]
+        depth = np.asarray([fifo_depths[i] for i in chunk + fill], np.int32)
+        args = [batch, active, depth]
+        args += _rtl_args([rtl[i] for i in chunk + fill], chunk, counts, n_pad, k_pad)
+        args = [multihost.put(a, sharding) for a in args]
+        run = metrics.batched_rtl_cycles(*args, history=history)
+        yield _trimmed(chunk, counts, *map(multihost.to_host, run))
+
+
+def _trimmed(chunk, counts, cycles, busy):
+    """(chunk, pe_cycles, pe_busy) with each point's rows trimmed to its own N."""
+    return (
+        chunk,
+        [cycles[b, : counts[i].shape[0]] for b, i in enumerate(chunk)],
+        [busy[b, : counts[i].shape[0]] for b, i in enumerate(chunk)],
+    )
 
 
 def _rtl_args(inputs: Sequence[RtlInputs], chunk, counts, n_pad: int, k_pad: int) -> list:

@@ -215,7 +215,7 @@ class EIEHost:
             return _LAYERS[layer_key]
         cfg = eie.EIEConfig(weight_bits=weight_bits)
         codes, codebook, x = benchmarks.synthetic_layer(scaled, seed, cfg)
-        cols, rows = (a.astype(np.int32) for a in np.nonzero(np.ascontiguousarray(codes.T)))
+        rows, cols = benchmarks.nonzeros_by_column(codes)
         _LAYERS[layer_key] = (codebook, x, rows, cols, codes.shape)
         while len(_LAYERS) > LAYER_CACHE_SIZE:
             _LAYERS.popitem(last=False)
