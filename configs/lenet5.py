@@ -4,10 +4,11 @@
     python -m experiments.compress --config=configs/lenet5.py:smoke --workdir=/tmp/smoke5
 
 The recipe of configs/lenet_300_100.py with fewer epochs, so that the job fits in 15
-minutes on 2 CPU cores (a LeNet-5 epoch costs about 17 s there: the convolutions). Deep Compression keeps 66 / 12 / 8 / 19 % of conv1 / conv2 / fc1 / fc2 on
-MNIST with 8-bit conv and 5-bit fc codebooks (Tables 1 and 3); we keep 7 % of fc1 and use
-EIE's 4-bit codebook for the FC layers. The conv layers are compressed and reported; EIE
-runs the FC layers, as in the EIE paper.
+minutes on 2 CPU cores (a LeNet-5 epoch costs about 17 s there: the convolutions). Deep
+Compression keeps 66 / 12 / 8 / 19 % of conv1 / conv2 / fc1 / fc2 on MNIST with 8-bit conv
+and 5-bit fc codebooks (Tables 1 and 3); we keep 7 % of fc1 and use EIE's 4-bit codebook
+for the FC layers. The conv layers are compressed and reported; EIE runs the FC layers, as
+in the EIE paper.
 """
 
 from configs import lenet_300_100
