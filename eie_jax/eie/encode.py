@@ -227,7 +227,8 @@ def entry_counts_by_column(rows, cols, shape: tuple[int, int], pe_counts, index_
     pe_counts = list(pe_counts)
     if len(pe_counts) < 2:
         return [_slice_counts(rows, cols, shape, n, index_bits) for n in pe_counts]
-    workers = min(len(pe_counts), len(os.sched_getaffinity(0)))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = min(len(pe_counts), cores or 1)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         return list(pool.map(lambda n: _slice_counts(rows, cols, shape, n, index_bits), pe_counts))
 
