@@ -224,13 +224,19 @@ def entry_counts_by_column(rows, cols, shape: tuple[int, int], pe_counts, index_
     m, k = shape
     rows = np.asarray(rows, np.int32 if m < 2**31 else np.int64)
     cols = np.asarray(cols, rows.dtype)
-    pe_counts = list(pe_counts)
-    if len(pe_counts) < 2:
-        return [_slice_counts(rows, cols, shape, n, index_bits) for n in pe_counts]
+    return thread_map(lambda n: _slice_counts(rows, cols, shape, n, index_bits), pe_counts)
+
+
+def thread_map(fn, items) -> list:
+    """[fn(item) for item in items] on a thread per core (at most one per item): for NumPy
+    work that releases the GIL (sorts, gathers, random draws)."""
+    items = list(items)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    workers = min(len(pe_counts), cores or 1)
+    workers = min(len(items), cores or 1)
+    if workers < 2:
+        return [fn(item) for item in items]
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda n: _slice_counts(rows, cols, shape, n, index_bits), pe_counts))
+        return list(pool.map(fn, items))
 
 
 def _slice_counts(rows, cols, shape, n: int, index_bits: int):

@@ -27,7 +27,7 @@ from absl import logging
 
 from eie_jax import eie, storage, workdir
 from eie_jax.eie import benchmarks, metrics
-from eie_jax.eie.encode import entry_counts_by_column
+from eie_jax.eie.encode import entry_counts_by_column, thread_map
 from eie_jax.errors import UserError
 from eie_jax.sweep.axes import Overrides, product, sweep
 from eie_jax.sweep.batching import RtlInputs, iter_cycles
@@ -133,10 +133,17 @@ class EIEHost:
         self.logged = set()
 
     def plan(self, configs: Sequence[ml_collections.ConfigDict]):
-        """Notes the PE counts each (layer, index_bits) will be asked for."""
+        """Notes the PE counts each (layer, index_bits) will be asked for, and draws the
+        layers not yet kept, a thread per core (NumPy's generators release the GIL)."""
+        keys = []
         for config in configs:
             cfg, layer_key = self._keys(config)
             self.wanted[(layer_key, cfg.index_bits)].add(cfg.num_pes)
+            keys.append(layer_key)
+        missing = [key for key in dict.fromkeys(keys) if key not in _LAYERS][:LAYER_CACHE_SIZE]
+        missing.sort(key=lambda key: -key[0].in_features * key[0].out_features)  # big first
+        for key, layer in zip(missing, thread_map(_draw_layer, missing), strict=True):
+            _keep_layer(key, layer)
 
     def _keys(self, config):
         cfg = eie_config_of(config)
@@ -213,13 +220,24 @@ class EIEHost:
         if layer_key in _LAYERS:
             _LAYERS.move_to_end(layer_key)
             return _LAYERS[layer_key]
-        cfg = eie.EIEConfig(weight_bits=weight_bits)
-        codes, codebook, x = benchmarks.synthetic_layer(scaled, seed, cfg)
-        rows, cols = benchmarks.nonzeros_by_column(codes)
-        _LAYERS[layer_key] = (codebook, x, rows, cols, codes.shape)
-        while len(_LAYERS) > LAYER_CACHE_SIZE:
-            _LAYERS.popitem(last=False)
-        return _LAYERS[layer_key]
+        return _keep_layer(layer_key, _draw_layer(layer_key))
+
+
+def _draw_layer(layer_key):
+    """(codebook, x, rows, cols, shape) of a synthetic layer, nonzeros column-major."""
+    spec, seed, scale, weight_bits = layer_key
+    cfg = eie.EIEConfig(weight_bits=weight_bits)
+    codes, codebook, x = benchmarks.synthetic_layer(_scaled(spec, scale), seed, cfg)
+    rows, cols = benchmarks.nonzeros_by_column(codes)
+    return codebook, x, rows, cols, codes.shape
+
+
+def _keep_layer(layer_key, layer):
+    """Caches a drawn layer (the last LAYER_CACHE_SIZE are kept) and returns it."""
+    _LAYERS[layer_key] = layer
+    while len(_LAYERS) > LAYER_CACHE_SIZE:
+        _LAYERS.popitem(last=False)
+    return layer
 
 
 def _scaled(spec: benchmarks.LayerSpec, scale: float) -> benchmarks.LayerSpec:
