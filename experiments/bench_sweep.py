@@ -84,7 +84,8 @@ def host_preparation(everything):
     layers = {}
     for point in configs:
         layers.setdefault((point.layer, point.eie.index_bits), set()).add(point.eie.num_pes)
-    keys = {name: (benchmarks.get_spec(name), 0, 1.0, 4) for name, _ in layers}
+    host = eie_points.EIEHost(log=lambda msg: None)
+    keys = {point.layer: host._keys(point)[1] for point in configs}  # what a sweep draws
     start = time.perf_counter()
     drawn = dict(zip(keys, thread_map(eie_points._draw_layer, keys.values()), strict=True))
     draw_s, one_pass_s, per_n_s = time.perf_counter() - start, 0.0, 0.0

@@ -88,8 +88,7 @@ def _lockstep_chunks(counts, fifo_depths, points, mesh, history, max_batch_eleme
     by_step = NamedSharding(mesh, PartitionSpec(None, "points"))
     by_point = NamedSharding(mesh, PartitionSpec("points"))
     order = sorted(points, key=lambda i: counts[i].shape[1])
-    n_pad = max(counts[i].shape[0] for i in order)
-    k_pad = max(_round_up(max(counts[i].shape[1] for i in order), 128), 128)
+    n_pad, k_pad = _padded_shape(counts, order)
     size = max(1, min(max_batch_elements // (n_pad * k_pad), len(order)))
     width = _round_up(size, ndev)  # padding points take no step
     for start in range(0, len(order), size):
@@ -114,8 +113,7 @@ def _rtl_chunks(counts, fifo_depths, rtl, points, mesh, history, max_batch_eleme
     all padded to one shape, so one compilation."""
     sharding = NamedSharding(mesh, PartitionSpec("points"))
     ndev = mesh.devices.size
-    n_pad = max(counts[i].shape[0] for i in points)
-    k_pad = max(_round_up(max(counts[i].shape[1] for i in points), 128), 128)
+    n_pad, k_pad = _padded_shape(counts, points)
     per_chunk = max(1, min(max_batch_elements // (n_pad * k_pad), CHUNK_POINTS, len(points)))
     per_chunk = _round_up(per_chunk, ndev)
     for part in _chunks_by_length([counts[i].shape[1] for i in points], per_chunk):
@@ -135,6 +133,14 @@ def _rtl_chunks(counts, fifo_depths, rtl, points, mesh, history, max_batch_eleme
         args = [multihost.put(a, sharding) for a in args]
         run = metrics.batched_rtl_cycles(*args, history=history)
         yield _trimmed(chunk, counts, *map(multihost.to_host, run))
+
+
+def _padded_shape(counts, points) -> tuple[int, int]:
+    """(N, K) every chunk of these points is padded to: the largest N, and the largest K
+    rounded up to a multiple of 128."""
+    n_pad = max(counts[i].shape[0] for i in points)
+    k_pad = max(_round_up(max(counts[i].shape[1] for i in points), 128), 128)
+    return n_pad, k_pad
 
 
 def _trimmed(chunk, counts, cycles, busy):
