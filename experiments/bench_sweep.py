@@ -7,7 +7,8 @@ python -m experiments.bench_sweep --workdir=runs/bench_sweep
    sweeps from scratch, one after the other in this process (host preparation,
    compilation, evaluation and result files all timed; the Fig. 11 sweep reuses the
    synthetic layers the Fig. 8 sweep drew, as any second sweep of a process does).
-2. Splits that time: drawing the synthetic layers, entry counts (one pass per layer for
+2. Splits that time: drawing the synthetic layers (their nonzeros alone, and the former
+   way: every code), entry counts (one pass per layer for
    all its PE counts, and the former one call per (layer, PE count)), evaluation with
    empty jit caches and compiled (median of --repeats): the sweep's (`batching`: the
    points in lockstep, one padded shape) and the former one (one shape per
@@ -78,8 +79,9 @@ def run_sweeps(workdir):
 
 
 def host_preparation(everything):
-    """Seconds to draw the layers (as a sweep does: a thread per core), and to count
-    entries in one pass per layer (all its PE counts) vs one call per PE count."""
+    """Seconds to draw the layers as a sweep does (their nonzeros alone, a thread per core)
+    and the former way (every code), and to count entries in one pass per layer (all its
+    PE counts) vs one call per PE count."""
     configs = [sweep.apply_overrides(c, r["overrides"]) for c, r in everything]
     layers = {}
     for point in configs:
@@ -89,6 +91,11 @@ def host_preparation(everything):
     start = time.perf_counter()
     drawn = dict(zip(keys, thread_map(eie_points._draw_layer, keys.values()), strict=True))
     draw_s, one_pass_s, per_n_s = time.perf_counter() - start, 0.0, 0.0
+    start = time.perf_counter()
+    former = thread_map(_former_draw, keys.values())
+    former_draw_s = time.perf_counter() - start
+    for (name, layer), (rows, cols) in zip(drawn.items(), former, strict=True):
+        assert np.array_equal(layer[2], rows) and np.array_equal(layer[3], cols), name
     for (name, index_bits), pes in layers.items():
         _, _, rows, cols, shape = drawn[name]
         start = time.perf_counter()
@@ -99,7 +106,15 @@ def host_preparation(everything):
         per_n_s += time.perf_counter() - start
         for (a, pa), (b, pb) in zip(fast, slow, strict=True):
             assert pa == pb and np.array_equal(a, b), name
-    return draw_s, one_pass_s, per_n_s
+    return draw_s, former_draw_s, one_pass_s, per_n_s
+
+
+def _former_draw(layer_key):
+    """The former drawing: every code (benchmarks.synthetic_layer), then its nonzeros."""
+    spec, seed, scale, weight_bits = layer_key
+    assert scale == 1.0
+    codes, _, _ = benchmarks.synthetic_layer(spec, seed, eie.EIEConfig(weight_bits=weight_bits))
+    return benchmarks.nonzeros_by_column(codes)
 
 
 @functools.partial(jax.jit, static_argnames=("history",))
@@ -214,7 +229,7 @@ def main(argv):
     rows, everything = run_sweeps(_WORKDIR.value)
     n = sum(r["points"] for r in rows.values())
     total_wall = sum(r["wall_s"] for r in rows.values())
-    draw_s, one_pass_s, per_n_s = host_preparation(everything)
+    draw_s, former_draw_s, one_pass_s, per_n_s = host_preparation(everything)
     ev = evaluation(everything, _REPEATS.value)
     encode_s, first_s, warm_s, checked = per_point_simulate(everything, _STRIDE.value)
     sim_ms = float(np.median(warm_s)) * 1e3
@@ -226,6 +241,7 @@ def main(argv):
         "total_points": n,
         "end_to_end_s": total_wall,
         "draw_layers_s": draw_s,
+        "draw_layers_former_s": former_draw_s,
         "entry_counts_one_pass_s": one_pass_s,
         "entry_counts_per_n_s": per_n_s,
         "eval_with_compile_s": {k: v[0] for k, v in ev.items()},
@@ -246,8 +262,9 @@ def main(argv):
         f"| Fig. 8 + Fig. 11 end to end, {n} points (fig8 {rows['fig8']['wall_s']:.2f} s, "
         f"fig11 {rows['fig11']['wall_s']:.2f} s) | {total_wall:.2f} s | see the former "
         "bench_sweep |",
-        f"| drawing the 9 synthetic layers (benchmarks.synthetic_layer, a thread per core) | "
-        f"{draw_s:.2f} s | |",
+        "| drawing the 9 synthetic layers, a thread per core | "
+        f"{draw_s:.2f} s (nonzeros alone: benchmarks.synthetic_nonzeros) | "
+        f"{former_draw_s:.2f} s (every code: benchmarks.synthetic_layer) |",
         f"| entry counts, all (layer, PE count) | {one_pass_s:.2f} s (one pass per layer) | "
         f"{per_n_s:.2f} s (one sort per PE count) |",
         f"| evaluation with compilation | {ev['one_shape'][0]:.2f} s (one shape) | "

@@ -151,6 +151,33 @@ def test_nonzeros_by_column_are_column_major(shape):
     np.testing.assert_array_equal(found[1], cols)
 
 
+@pytest.mark.parametrize(
+    "shape, weight_density, weight_bits, seed",
+    [
+        ((1000, 4096), 0.25, 4, 0),  # even size, several raw blocks
+        ((77, 333), 0.09, 3, 5),  # odd size: the last float takes a low half
+        ((1001, 3001), 0.3, 8, 2),  # odd, 8-bit codes (another rejection threshold)
+        ((9, 31), 0.1, 2, 3),
+        ((7, 31), 1.0, 1, 2),  # every weight kept; one code value: no code draws
+        ((1, 3), 0.5, 7, 3),
+        ((40, 70_001), 0.01, 4, 4),  # past 2**16 columns
+    ],
+)
+def test_synthetic_nonzeros_equal_synthetic_layer(shape, weight_density, weight_bits, seed):
+    """The replayed generator gives the layer synthetic_layer draws, bit for bit: where
+    its nonzeros are, the codebook and the input after the codes it does not draw."""
+    spec = benchmarks.LayerSpec("mine", shape[1], shape[0], weight_density, 0.4)
+    cfg = eie.EIEConfig(weight_bits=weight_bits)
+    codes, codebook, x = benchmarks.synthetic_layer(spec, seed, cfg)
+    rows, cols, found_codebook, found_x = benchmarks.synthetic_nonzeros(spec, seed, cfg)
+    want_rows, want_cols = benchmarks.nonzeros_by_column(codes)
+    np.testing.assert_array_equal(rows, want_rows)
+    np.testing.assert_array_equal(cols, want_cols)
+    np.testing.assert_array_equal(found_codebook, codebook)
+    np.testing.assert_array_equal(found_x, x)
+    assert rows.dtype == cols.dtype == np.int32
+
+
 def test_synthetic_layer_holds_8_bit_codes():
     spec = benchmarks.get_spec("NT-LSTM")
     small = dataclasses.replace(spec, in_features=60, out_features=50, weight_density=0.9)

@@ -1,6 +1,7 @@
 """EIE design points (Han et al., ISCA 2016, Sec. VI: FIFO depth, PE count, index width).
 
-A point is one layer on one EIEConfig. The layer is synthetic (`benchmarks.synthetic_layer`):
+A point is one layer on one EIEConfig. The layer is synthetic (`benchmarks.synthetic_layer`,
+its nonzeros drawn by `benchmarks.synthetic_nonzeros`):
 a Table III name, or a layer of one's own declared in `config.layers`:
 
     config = eie_base_config(arg, layers=dict(
@@ -227,9 +228,9 @@ def _draw_layer(layer_key):
     """(codebook, x, rows, cols, shape) of a synthetic layer, nonzeros column-major."""
     spec, seed, scale, weight_bits = layer_key
     cfg = eie.EIEConfig(weight_bits=weight_bits)
-    codes, codebook, x = benchmarks.synthetic_layer(_scaled(spec, scale), seed, cfg)
-    rows, cols = benchmarks.nonzeros_by_column(codes)
-    return codebook, x, rows, cols, codes.shape
+    scaled = _scaled(spec, scale)
+    rows, cols, codebook, x = benchmarks.synthetic_nonzeros(scaled, seed, cfg)
+    return codebook, x, rows, cols, scaled.shape
 
 
 def _keep_layer(layer_key, layer):
