@@ -1,6 +1,7 @@
 """Sweeps over several processes (jax.distributed on CPU, 127.0.0.1): the same results as one
 process, each point once after a kill and a relaunch, and the merged reader."""
 
+import glob
 import json
 import os
 import signal
@@ -138,11 +139,16 @@ def test_kill_one_of_two_processes_then_relaunch_both(tmp_path):
     while time.time() < deadline and len(_lines(workdir)) < 2:
         assert all(p.poll() is None for p in procs), procs[0].communicate()[1][-3000:]
         time.sleep(0.05)
+    children = _children(procs[0].pid) | _children(procs[1].pid)  # the trainer children
     procs[1].send_signal(signal.SIGKILL)
     procs[1].wait()
     time.sleep(0.6)  # process 0 trains on alone for a while
     procs[0].send_signal(signal.SIGKILL)
     procs[0].wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_running(pid) for pid in children):
+        time.sleep(0.1)
+    assert not [pid for pid in children if _running(pid)]  # none trains on, orphaned
     before = _lines(workdir)
     assert 2 <= len(before) < 10
     assert len({r["index"] for r in before}) == len(before)
@@ -155,6 +161,29 @@ def test_kill_one_of_two_processes_then_relaunch_both(tmp_path):
     for r in after:
         assert r["metrics"]["score"] == r["overrides"]["a"] * 10
     assert [r for r in after if r["index"] in {b["index"] for b in before}] == before
+
+
+def _children(pid: int) -> set[int]:
+    """Process ids whose parent is pid (Linux /proc; empty elsewhere)."""
+    found = set()
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.split("/")[2]))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """pid exists and is not a zombie (an exited child its parent has not reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_one_process_resumes_what_two_left(tmp_path, monkeypatch):

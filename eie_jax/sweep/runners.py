@@ -15,6 +15,8 @@ import importlib
 import inspect
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 
 import jax
@@ -124,15 +126,31 @@ def _trainer(path: str):
     A training point is a one-process JAX program; in a process of a multi-process sweep
     (jax.distributed) it runs in a spawned child, whose JAX runtime is its own: orbax then
     checkpoints the point's model locally instead of as an array spread over processes.
-    The child lives for the whole sweep, so JAX is imported once per process.
+    The child lives for the whole sweep, so JAX is imported once per process, and no
+    longer than its parent: a killed sweep process leaves no child training on into the
+    workdir beside the relaunched one.
     """
     if jax.process_count() == 1:
         yield resolve_fn(path)
         return
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        1, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         yield lambda config, **kwargs: pool.submit(_call, path, config, kwargs).result()
 
 
 def _call(path: str, config, kwargs):
     return resolve_fn(path)(config, **kwargs)
+
+
+def _exit_with_parent(parent: int, every_s: float = 0.5):
+    """In a child: a daemon thread that ends the process once `parent` is gone (the child
+    is then re-parented, so its parent id changes), as a killed parent cannot stop it."""
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
