@@ -11,7 +11,7 @@ python -m experiments.bench_sweep --workdir=runs/bench_sweep
    way: every code), entry counts (one pass per layer for
    all its PE counts, and the former one call per (layer, PE count)), evaluation with
    empty jit caches and compiled (median of --repeats): the sweep's (`batching`: the
-   points in lockstep, one padded shape) and the former one (one shape per
+   points packed on tracks, one compilation) and the former one (one shape per
    K class, eie.cycles_from_counts vmapped over the points).
 3. Alex-6 alone at 64 PEs / FIFO 8, cycles only, compiled (eie.cycles_from_counts),
    against the 0.025 ms a plain C loop takes (quoted: measured once on a 2-core machine);
@@ -148,7 +148,7 @@ def _old_batched(counts, depths):
 
 def evaluation(everything, repeats):
     """(cold, compiled) seconds of each sweep's batched evaluation, new and old."""
-    result = {"one_shape": [0.0, 0.0], "per_k_class": [0.0, 0.0]}
+    result = {"packed": [0.0, 0.0], "per_k_class": [0.0, 0.0]}
     for config in {id(c): c for c, _ in everything}.values():
         prepared = sweep.prepare_eie_points(
             config, [r["overrides"] for c, r in everything if c is config], log=lambda m: None
@@ -156,7 +156,7 @@ def evaluation(everything, repeats):
         counts = [p.counts for p in prepared]
         depths = [p.cfg.fifo_depth for p in prepared]
         runs = {
-            "one_shape": functools.partial(
+            "packed": functools.partial(
                 sweep.evaluate_cycles,
                 counts,
                 depths,
@@ -233,7 +233,7 @@ def main(argv):
     ev = evaluation(everything, _REPEATS.value)
     encode_s, first_s, warm_s, checked = per_point_simulate(everything, _STRIDE.value)
     sim_ms = float(np.median(warm_s)) * 1e3
-    new_ms = ev["one_shape"][1] / n * 1e3
+    new_ms = ev["packed"][1] / n * 1e3
     old_ms = ev["per_k_class"][1] / n * 1e3
     result = {
         "devices": [str(d) for d in jax.devices()],
@@ -267,7 +267,7 @@ def main(argv):
         f"{former_draw_s:.2f} s (every code: benchmarks.synthetic_layer) |",
         f"| entry counts, all (layer, PE count) | {one_pass_s:.2f} s (one pass per layer) | "
         f"{per_n_s:.2f} s (one sort per PE count) |",
-        f"| evaluation with compilation | {ev['one_shape'][0]:.2f} s (one shape) | "
+        f"| evaluation with compilation | {ev['packed'][0]:.2f} s (points packed on tracks) | "
         f"{ev['per_k_class'][0]:.2f} s (one shape per K class) |",
         f"| evaluation compiled, per point (median of {_REPEATS.value}) | {new_ms:.3f} ms | "
         f"{old_ms:.3f} ms |",

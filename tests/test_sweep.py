@@ -21,6 +21,7 @@ from eie_jax.eie import benchmarks, fixed_point
 from eie_jax.eie.encode import entry_counts_by_column
 from eie_jax.errors import UserError
 from tests import synthetic
+from tests.oracle import eie_oracle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEP_CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "sweeps", "*.py")))
@@ -202,6 +203,34 @@ def test_batched_points_match_simulate():
     for (_, _, res), c, b in zip(cases, cycles, busy, strict=True):
         np.testing.assert_array_equal(c, res.pe_cycles)
         np.testing.assert_array_equal(b, res.pe_busy)
+
+
+@pytest.mark.parametrize("merge_lanes", [0, 1 << 20])
+def test_packed_points_match_the_oracle_recurrence(monkeypatch, merge_lanes):
+    """Points packed several to a track (any N, K including 0, depths up to the history,
+    more broadcasts than the history holds), PE counts grouped apart or merged, counts of
+    every width (uint8, uint16, int32 by N), in one chunk or split: each equals the NumPy
+    recurrence."""
+    monkeypatch.setattr(sw.batching, "MERGE_LANES", merge_lanes)
+    rng = np.random.default_rng(merge_lanes)
+    history = 16
+    top = {1: 12, 2: 12, 3: 12, 5: 3000, 8: 3000, 16: 70_000, 40: 70_000}
+    counts, depths = [], []
+    for b in range(40):
+        n = int(rng.choice(list(top)))
+        k = 3 * history + 9 if b == 0 else int(rng.integers(0, 30))  # one long, many short
+        c = rng.poisson(rng.uniform(0.2, 4), (n, k))
+        if k and b % 3 == 0:
+            c[rng.integers(n), rng.integers(k)] = top[n]
+        counts.append(c.astype(np.int32))
+        depths.append(int(rng.integers(1, history + 1)))
+    tracks = sw.batching._tracks([c.shape[1] for c in counts], counts[0].shape[1])
+    assert max(len(t) for t in tracks) >= 4  # packing is exercised
+    for budget in (1 << 25, 20_000):  # one chunk; split in a few
+        cycles, busy = sw.evaluate_cycles(counts, depths, max_batch_elements=budget)
+        for c, d, got, got_busy in zip(counts, depths, cycles, busy, strict=True):
+            np.testing.assert_array_equal(got, eie_oracle.paper_cycles(c, d))
+            np.testing.assert_array_equal(got_busy, c.sum(axis=1))
 
 
 def _small_eie_config():

@@ -17,10 +17,12 @@ from eie_jax.eie.datapath import (
 )
 from eie_jax.eie.encode import ColumnSlices, EncodedLayer, column_counts, encode
 from eie_jax.eie.timing import (
+    Track,
     bias_column,
     column_entries,
     cycles_from_counts,
     history_size,
+    packed_cycles,
     rtl_cycles_from_counts,
 )
 
@@ -29,6 +31,7 @@ __all__ = [
     "EIEConfig",
     "EncodedLayer",
     "SimResult",
+    "Track",
     "bias_column",
     "bias_entries",
     "column_counts",
@@ -38,6 +41,7 @@ __all__ = [
     "expected_cycles",
     "expected_entries",
     "history_size",
+    "packed_cycles",
     "rtl_cycles_from_counts",
     "simulate",
     "simulate_batch",

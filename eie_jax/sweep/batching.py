@@ -39,6 +39,8 @@ class RtlInputs:
 # An rtl call evaluates at most CHUNK_POINTS points, of broadcast counts within LENGTH_RATIO.
 CHUNK_POINTS = 32
 LENGTH_RATIO = 2
+# Paper timing (packed): the padding lanes a merge of two PE counts' groups may add.
+MERGE_LANES = 512
 
 
 def iter_cycles(
@@ -68,7 +70,7 @@ def iter_cycles(
     history = eie.history_size(max(fifo_depths))
     rtl = list(rtl) if rtl is not None else [None] * len(counts)
     paper = [i for i in range(len(counts)) if rtl[i] is None]
-    yield from _lockstep_chunks(counts, fifo_depths, paper, mesh, history, max_batch_elements)
+    yield from _packed_chunks(counts, fifo_depths, paper, mesh, history, max_batch_elements)
     rtl_points = [i for i in range(len(counts)) if rtl[i] is not None]
     if rtl_points:
         yield from _rtl_chunks(
@@ -76,36 +78,108 @@ def iter_cycles(
         )
 
 
-def _lockstep_chunks(counts, fifo_depths, points, mesh, history, max_batch_elements):
-    """Paper-timing points in lockstep (`metrics.batched_cycles_by_step`), one shape.
+def _packed_chunks(counts, fifo_depths, points, mesh, history, max_batch_elements):
+    """Paper-timing points packed on tracks (`eie.timing.packed_cycles`): one compilation.
 
-    A lockstep step costs XLA about as much for a few points as for many, and the loop's
-    trip count is traced (a chunk runs as long as its longest point; padding K costs
-    memory, not steps), so the points go in as few chunks as max_batch_elements allows,
-    by increasing K, all padded to the largest N and K: one compilation per sweep.
+    The points are grouped by N (`_pe_groups`) and, in each group, placed one after
+    another on tracks as long as the longest point (`_tracks`), so the loop runs max K
+    steps over about the points' own PEs and columns, where padding every point to the
+    largest N and K ran up to ten times as many. Chunks: as few as max_batch_elements
+    allows (a chunk over it is split in two).
     """
     ndev = mesh.devices.size
-    by_step = NamedSharding(mesh, PartitionSpec(None, "points"))
-    by_point = NamedSharding(mesh, PartitionSpec("points"))
-    order = sorted(points, key=lambda i: counts[i].shape[1])
-    n_pad, k_pad = _padded_shape(counts, order)
-    size = max(1, min(max_batch_elements // (n_pad * k_pad), len(order)))
-    width = _round_up(size, ndev)  # padding points take no step
-    for start in range(0, len(order), size):
-        chunk = order[start : start + size]
-        batch = np.zeros((k_pad, width, n_pad), np.int32)
-        num_steps, depth = np.zeros(width, np.int32), np.ones(width, np.int32)
-        for b, i in enumerate(chunk):
-            n, k = counts[i].shape
-            batch[:k, b, :n] = counts[i].T
-            num_steps[b], depth[b] = k, fifo_depths[i]
-        args = [
-            multihost.put(batch, by_step),
-            multihost.put(num_steps, by_point),
-            multihost.put(depth, by_point),
+    idle = [i for i in points if counts[i].shape[1] == 0]  # nothing broadcast: no cycles
+    if idle:
+        zeros = [np.zeros(counts[i].shape[0], np.int32) for i in idle]
+        yield idle, zeros, zeros
+    busy = sorted((i for i in points if counts[i].shape[1]), key=lambda i: -counts[i].shape[1])
+    pending = [busy] if busy else []
+    while pending:
+        chunk = pending.pop(0)
+        steps = counts[chunk[0]].shape[1]
+        groups = [
+            (n, _tracks([counts[i].shape[1] for i in members], steps), members)
+            for n, members in _pe_groups(counts, chunk, steps)
         ]
-        run = metrics.batched_cycles_by_step(*args, history=history)
-        yield _trimmed(chunk, counts, *map(multihost.to_host, run))
+        size = sum(steps * _round_up(len(tracks), ndev) * n for n, tracks, _ in groups)
+        if size > max_batch_elements and len(chunk) > 1:
+            pending[:0] = [chunk[::2], chunk[1::2]]  # each half keeps long and short points
+            continue
+        yield _run_packed(counts, fifo_depths, groups, steps, mesh, history)
+
+
+def _run_packed(counts, fifo_depths, groups, steps, mesh, history):
+    """packed_cycles of one chunk: (indices, pe_cycles, pe_busy) of its points."""
+    by_lane = NamedSharding(mesh, PartitionSpec(None, None, "points"))
+    by_step = NamedSharding(mesh, PartitionSpec(None, "points"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    ndev = mesh.devices.size
+    inputs, where = [], []
+    # Points often share their counts (one layer at several FIFO depths): once per array.
+    shared = {id(counts[i]): counts[i] for _, _, members in groups for i in members}
+    tops = {key: int(c.max(initial=0)) for key, c in shared.items()}
+    busy = {key: c.sum(axis=1, dtype=np.int32) for key, c in shared.items()}
+    for g, (n, tracks, members) in enumerate(groups):
+        width = _round_up(len(tracks), ndev)  # padding tracks hold no point
+        top = max(tops[id(counts[i])] for i in members)
+        dtype = np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.int32
+        batch = multihost.host_zeros((steps, n, width), dtype)
+        depth = multihost.host_zeros((steps, width), np.int32)
+        depth[...] = 1
+        first = multihost.host_zeros((steps, width), bool)
+        last = []
+        for t, track in enumerate(tracks):
+            offset = 0
+            for j in track:
+                i = members[j]
+                pes, k = counts[i].shape
+                batch[offset : offset + k, :pes, t] = counts[i].T
+                depth[offset : offset + k, t] = fifo_depths[i]
+                first[offset, t] = True
+                offset += k
+                last.append((i, t, offset - 1))
+        ends = np.unique([end for _, _, end in last]).astype(np.int32)
+        where += [(i, g, t, int(np.searchsorted(ends, end))) for i, t, end in last]
+        arrays = [(batch, by_lane), (depth, by_step), (first, by_step), (ends, replicated)]
+        inputs.append(eie.Track(*(multihost.put(a, sharding) for a, sharding in arrays)))
+    run = eie.packed_cycles(tuple(inputs), history=history)
+    out = [multihost.to_host(o) for o in run]
+    indices = [i for i, *_ in where]
+    cycles = [out[g][e, : counts[i].shape[0], t] for i, g, t, e in where]
+    return indices, cycles, [busy[id(counts[i])] for i in indices]
+
+
+def _pe_groups(counts, points, steps) -> list[tuple[int, list[int]]]:
+    """[(N, points)]: the points by PE count, a group merged into the next larger N (its
+    PEs padded with zeros) while that pads at most MERGE_LANES lanes: a group costs the
+    loop a few microseconds a step, a lane about a nanosecond."""
+    by_n: dict[int, list[int]] = {}
+    for i in points:
+        by_n.setdefault(counts[i].shape[0], []).append(i)
+    groups: list[tuple[int, list[int]]] = []
+    for n in sorted(by_n):
+        if groups:
+            below, members = groups[-1]
+            tracks = len(_tracks([counts[i].shape[1] for i in members], steps))
+            if tracks * (n - below) <= MERGE_LANES:
+                groups[-1] = (n, members + by_n[n])
+                continue
+        groups.append((n, by_n[n]))
+    return groups
+
+
+def _tracks(lengths: Sequence[int], steps: int) -> list[list[int]]:
+    """Indices into lengths placed on tracks of `steps` steps: first fit, longest first."""
+    tracks: list[list[int]] = []
+    free: list[int] = []
+    for j in sorted(range(len(lengths)), key=lambda j: -lengths[j]):
+        t = next((t for t, room in enumerate(free) if room >= lengths[j]), len(tracks))
+        if t == len(tracks):
+            tracks.append([])
+            free.append(steps)
+        tracks[t].append(j)
+        free[t] -= lengths[j]
+    return tracks
 
 
 def _rtl_chunks(counts, fifo_depths, rtl, points, mesh, history, max_batch_elements):

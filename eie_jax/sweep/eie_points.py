@@ -131,20 +131,33 @@ class EIEHost:
     def __init__(self, log: Callable[[str], None] | None = None):
         self.log = log or (lambda msg: logging.info("%s", msg))
         self.counts, self.active, self.wanted = {}, {}, collections.defaultdict(set)
+        self.sliced = {}
         self.logged = set()
 
     def plan(self, configs: Sequence[ml_collections.ConfigDict]):
-        """Notes the PE counts each (layer, index_bits) will be asked for, and draws the
-        layers not yet kept, a thread per core (NumPy's generators release the GIL)."""
+        """Notes the PE counts each (layer, index_bits) will be asked for, draws the layers
+        not yet kept, and counts the entries of each (layer, PE count, index_bits) the
+        points need, each a thread per core, biggest first (NumPy's generators, sorts and
+        gathers release the GIL)."""
         keys = []
         for config in configs:
             cfg, layer_key = self._keys(config)
-            self.wanted[(layer_key, cfg.index_bits)].add(cfg.num_pes)
+            if config.counts_from == "counts":
+                self.wanted[(layer_key, cfg.index_bits)].add(cfg.num_pes)
             keys.append(layer_key)
         missing = [key for key in dict.fromkeys(keys) if key not in _LAYERS][:LAYER_CACHE_SIZE]
         missing.sort(key=lambda key: -key[0].in_features * key[0].out_features)  # big first
         for key, layer in zip(missing, thread_map(_draw_layer, missing), strict=True):
             _keep_layer(key, layer)
+        tasks = [
+            (layer_key, n, bits)
+            for (layer_key, bits), pes in self.wanted.items()
+            for n in pes
+            if layer_key in _LAYERS and (layer_key, n, bits, "counts") not in self.counts
+        ]
+        tasks.sort(key=lambda task: (-len(_LAYERS[task[0]][2]), task[1]))  # most nonzeros first
+        for (layer_key, n, bits), counts in zip(tasks, thread_map(_count, tasks), strict=True):
+            self.counts[(layer_key, n, bits, "counts")] = counts
 
     def _keys(self, config):
         cfg = eie_config_of(config)
@@ -184,6 +197,11 @@ class EIEHost:
             per_col = np.bincount(cols, minlength=shape[1])
             self.active[active_key] = (active, int(per_col[active].sum()))
         active, real_active = self.active[active_key]
+        # One array of broadcast-column counts per (counts, input): points that differ in
+        # FIFO depth alone share it.
+        sliced_key = (count_key, active_key)
+        if sliced_key not in self.sliced:
+            self.sliced[sliced_key] = counts[:, active]
         rtl = None
         if cfg.timing == "rtl":
             # Synthetic layers have no bias: the bias item carries no entries.
@@ -194,7 +212,7 @@ class EIEHost:
             )
         return EIEPoint(
             cfg=cfg,
-            counts=counts[:, active],
+            counts=self.sliced[sliced_key],
             num_entries=int(counts.sum()),
             num_padding=num_padding,
             real_active=real_active,
@@ -231,6 +249,13 @@ def _draw_layer(layer_key):
     scaled = _scaled(spec, scale)
     rows, cols, codebook, x = benchmarks.synthetic_nonzeros(scaled, seed, cfg)
     return codebook, x, rows, cols, scaled.shape
+
+
+def _count(task):
+    """(counts, num_padding) of a kept layer on n PEs: task = (layer_key, n, index_bits)."""
+    layer_key, n, index_bits = task
+    _, _, rows, cols, shape = _LAYERS[layer_key]
+    return entry_counts_by_column(rows, cols, shape, [n], index_bits)[0]
 
 
 def _keep_layer(layer_key, layer):
