@@ -1,10 +1,11 @@
 """Timing metrics of EIE design points: the batched cycle count and load efficiency.
 
 `batched_cycles` is the batched form of the datapath's timing recurrence
-(`cycles_from_counts`): over design points (sweeps: per-point counts and FIFO depths, the
-points stepped together by `batched_cycles_by_step`) or over inputs (a trained layer on a
-test set: one count matrix, many activation patterns, vmapped); `batched_rtl_cycles` the
-same for the rtl timing (`rtl_cycles_from_counts`, vmapped).
+(`cycles_from_counts`): over design points (per-point counts and FIFO depths, the points
+stepped together by `batched_cycles_by_step`) or over inputs (a trained layer on a test
+set: one count matrix, many activation patterns, vmapped); `batched_rtl_cycles` the same
+for the rtl timing (`rtl_cycles_from_counts`, vmapped). Sweeps, whose points differ in
+length and PE count, pack them on tracks instead (`timing.packed_cycles`).
 `load_efficiency` is the paper's measure (ISCA 2016, Sec. VI-A): mean busy cycles of the
 PEs over the layer's total cycles.
 """

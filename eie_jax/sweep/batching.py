@@ -1,11 +1,12 @@
-"""Many EIE design points in a few compiled shapes: chunk by length, shard the batch.
+"""Many EIE design points in a few compiled calls: pack or chunk them, shard the batch.
 
-Each point is its entries per PE in each broadcast column (N_i, K_i) and a FIFO depth;
-points are chunked by K, every chunk padded to one shape and evaluated by
-`eie.metrics.batched_cycles_by_step` (paper timing: the points in lockstep, step-major
-counts) or `batched_rtl_cycles` (rtl timing, vmapped), the batch axis sharded over the
-devices with a jax.sharding Mesh: every process's devices under jax.distributed (each
-process puts its own shards; the results are gathered to every process).
+Each point is its entries per PE in each broadcast column (N_i, K_i) and a FIFO depth.
+Paper timing: the points are packed on tracks, one after another, and evaluated by
+`eie.packed_cycles` (one loop over the longest point's broadcasts, one compilation per
+sweep). rtl timing: chunks by K, every chunk padded to one shape, `batched_rtl_cycles`
+(vmapped). The tracks (or the batch) are sharded over the devices with a
+jax.sharding Mesh: every process's devices under jax.distributed (each process puts its
+own shards; the results are gathered to every process).
 """
 
 from __future__ import annotations
@@ -55,10 +56,9 @@ def iter_cycles(
 
     counts[i] (N_i, K_i) holds design point i's entries per PE in each *broadcast* column;
     fifo_depths[i] its queue depth; rtl[i] (optional) the extra inputs of the rtl timing
-    (`RtlInputs`), None for the paper timing. Points are chunked by timing and increasing K
-    (paper: `_lockstep_chunks`, rtl: `_rtl_chunks`), each timing's chunks padded to one
-    shape, the batch axis sharded over `devices` (default: jax.devices(), every
-    process's).
+    (`RtlInputs`), None for the paper timing. Paper points are packed on tracks
+    (`_packed_chunks`), rtl points chunked by increasing K (`_rtl_chunks`), the tracks or
+    the batch sharded over `devices` (default: jax.devices(), every process's).
     Zero-count PEs added by padding finish no later than the real ones, so they change
     neither the broadcast stalls nor the maximum (rtl: they pop no later than a real PE).
     Yields (indices, pe_cycles, pe_busy) per chunk, each array trimmed to the point's N.
