@@ -8,8 +8,8 @@ python -m experiments.bench_sweep --workdir=runs/bench_sweep
    compilation, evaluation and result files all timed; the Fig. 11 sweep reuses the
    synthetic layers the Fig. 8 sweep drew, as any second sweep of a process does).
 2. Splits that time: drawing the synthetic layers (their nonzeros alone, and the former
-   way: every code), entry counts (one pass per layer for
-   all its PE counts, and the former one call per (layer, PE count)), evaluation with
+   way: every code), entry counts (as a sweep counts them, and the former one sort per
+   (layer, PE count)), evaluation with
    empty jit caches and compiled (median of --repeats): the sweep's (`batching`: the
    points packed on tracks, one compilation) and the former one (one shape per
    K class, eie.cycles_from_counts vmapped over the points).
@@ -33,7 +33,7 @@ from absl import flags
 
 from eie_jax import eie, errors, sweep
 from eie_jax.eie import benchmarks
-from eie_jax.eie.encode import entry_counts, entry_counts_by_column, thread_map
+from eie_jax.eie.encode import entry_counts, thread_map
 from eie_jax.sweep import eie_points
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the sweeps and the JSON.")
@@ -80,33 +80,31 @@ def run_sweeps(workdir):
 
 def host_preparation(everything):
     """Seconds to draw the layers as a sweep does (their nonzeros alone, a thread per core)
-    and the former way (every code), and to count entries in one pass per layer (all its
-    PE counts) vs one call per PE count."""
+    and the former way (every code), and to count entries as a sweep does (every (layer,
+    PE count) on a thread per core) vs one call per PE count."""
     configs = [sweep.apply_overrides(c, r["overrides"]) for c, r in everything]
-    layers = {}
-    for point in configs:
-        layers.setdefault((point.layer, point.eie.index_bits), set()).add(point.eie.num_pes)
+    eie_points._LAYERS.clear()
     host = eie_points.EIEHost(log=lambda msg: None)
-    keys = {point.layer: host._keys(point)[1] for point in configs}  # what a sweep draws
+    keys = host.note(configs)
     start = time.perf_counter()
-    drawn = dict(zip(keys, thread_map(eie_points._draw_layer, keys.values()), strict=True))
-    draw_s, one_pass_s, per_n_s = time.perf_counter() - start, 0.0, 0.0
+    host.draw(keys)
+    draw_s = time.perf_counter() - start
     start = time.perf_counter()
-    former = thread_map(_former_draw, keys.values())
+    former = thread_map(_former_draw, list(dict.fromkeys(keys)))
     former_draw_s = time.perf_counter() - start
-    for (name, layer), (rows, cols) in zip(drawn.items(), former, strict=True):
-        assert np.array_equal(layer[2], rows) and np.array_equal(layer[3], cols), name
-    for (name, index_bits), pes in layers.items():
-        _, _, rows, cols, shape = drawn[name]
+    for key, (rows, cols) in zip(dict.fromkeys(keys), former, strict=True):
+        layer = eie_points._LAYERS[key]
+        assert np.array_equal(layer[2], rows) and np.array_equal(layer[3], cols), key
+    start = time.perf_counter()
+    host.count()
+    counts_s, per_n_s = time.perf_counter() - start, 0.0
+    for (layer_key, n, bits, _), found in host.counts.items():
+        _, _, rows, cols, shape = eie_points._LAYERS[layer_key]
         start = time.perf_counter()
-        fast = entry_counts_by_column(rows, cols, shape, sorted(pes), index_bits)
-        one_pass_s += time.perf_counter() - start
-        start = time.perf_counter()
-        slow = [entry_counts(rows, cols, shape, n, index_bits) for n in sorted(pes)]
+        slow = entry_counts(rows, cols, shape, n, bits)
         per_n_s += time.perf_counter() - start
-        for (a, pa), (b, pb) in zip(fast, slow, strict=True):
-            assert pa == pb and np.array_equal(a, b), name
-    return draw_s, former_draw_s, one_pass_s, per_n_s
+        assert found[1] == slow[1] and np.array_equal(found[0], slow[0]), layer_key[0].name
+    return draw_s, former_draw_s, counts_s, per_n_s
 
 
 def _former_draw(layer_key):
@@ -229,7 +227,7 @@ def main(argv):
     rows, everything = run_sweeps(_WORKDIR.value)
     n = sum(r["points"] for r in rows.values())
     total_wall = sum(r["wall_s"] for r in rows.values())
-    draw_s, former_draw_s, one_pass_s, per_n_s = host_preparation(everything)
+    draw_s, former_draw_s, counts_s, per_n_s = host_preparation(everything)
     ev = evaluation(everything, _REPEATS.value)
     encode_s, first_s, warm_s, checked = per_point_simulate(everything, _STRIDE.value)
     sim_ms = float(np.median(warm_s)) * 1e3
@@ -242,7 +240,7 @@ def main(argv):
         "end_to_end_s": total_wall,
         "draw_layers_s": draw_s,
         "draw_layers_former_s": former_draw_s,
-        "entry_counts_one_pass_s": one_pass_s,
+        "entry_counts_s": counts_s,
         "entry_counts_per_n_s": per_n_s,
         "eval_with_compile_s": {k: v[0] for k, v in ev.items()},
         "eval_compiled_s": {k: v[1] for k, v in ev.items()},
@@ -265,8 +263,8 @@ def main(argv):
         "| drawing the 9 synthetic layers, a thread per core | "
         f"{draw_s:.2f} s (nonzeros alone: benchmarks.synthetic_nonzeros) | "
         f"{former_draw_s:.2f} s (every code: benchmarks.synthetic_layer) |",
-        f"| entry counts, all (layer, PE count) | {one_pass_s:.2f} s (one pass per layer) | "
-        f"{per_n_s:.2f} s (one sort per PE count) |",
+        f"| entry counts, all (layer, PE count) | {counts_s:.2f} s (a thread per core) | "
+        f"{per_n_s:.2f} s (one sort per PE count, one at a time) |",
         f"| evaluation with compilation | {ev['packed'][0]:.2f} s (points packed on tracks) | "
         f"{ev['per_k_class'][0]:.2f} s (one shape per K class) |",
         f"| evaluation compiled, per point (median of {_REPEATS.value}) | {new_ms:.3f} ms | "

@@ -52,7 +52,7 @@ def eie_base_config(arg=None, *, layers=None, **eie_fields) -> ml_collections.Co
     (of the synthetic layer), layer_scale (shrinks both dimensions, for smoke runs; the
     shapes simulated are logged), counts_from ('counts': entry counts alone, or 'encode':
     eie.encode), eie (the EIEConfig fields, eie_fields overriding the defaults),
-    max_batch_elements (int32 counts per compiled call), plots. arg='smoke' shrinks the
+    max_batch_elements (entry counts per compiled call), plots. arg='smoke' shrinks the
     layers to 5 % of each dimension.
     """
     if arg not in (None, "smoke"):
@@ -139,16 +139,28 @@ class EIEHost:
         not yet kept, and counts the entries of each (layer, PE count, index_bits) the
         points need, each a thread per core, biggest first (NumPy's generators, sorts and
         gathers release the GIL)."""
+        self.draw(self.note(configs))
+        self.count()
+
+    def note(self, configs) -> list:
+        """Notes the PE counts of each (layer, index_bits); returns the layer keys."""
         keys = []
         for config in configs:
             cfg, layer_key = self._keys(config)
             if config.counts_from == "counts":
                 self.wanted[(layer_key, cfg.index_bits)].add(cfg.num_pes)
             keys.append(layer_key)
+        return keys
+
+    def draw(self, keys):
+        """Draws the layers of keys not yet kept (at most LAYER_CACHE_SIZE), biggest first."""
         missing = [key for key in dict.fromkeys(keys) if key not in _LAYERS][:LAYER_CACHE_SIZE]
-        missing.sort(key=lambda key: -key[0].in_features * key[0].out_features)  # big first
+        missing.sort(key=lambda key: -key[0].in_features * key[0].out_features)
         for key, layer in zip(missing, thread_map(_draw_layer, missing), strict=True):
             _keep_layer(key, layer)
+
+    def count(self):
+        """Entry counts of every noted (layer, PE count, index_bits) of a kept layer."""
         tasks = [
             (layer_key, n, bits)
             for (layer_key, bits), pes in self.wanted.items()
