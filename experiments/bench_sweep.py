@@ -83,7 +83,7 @@ def host_preparation(everything):
     and the former way (every code), and to count entries as a sweep does (every (layer,
     PE count) on a thread per core) vs one call per PE count."""
     configs = [sweep.apply_overrides(c, r["overrides"]) for c, r in everything]
-    eie_points._LAYERS.clear()
+    eie_points.clear_layers()
     host = eie_points.EIEHost(log=lambda msg: None)
     keys = host.note(configs)
     start = time.perf_counter()
@@ -93,13 +93,13 @@ def host_preparation(everything):
     former = thread_map(_former_draw, list(dict.fromkeys(keys)))
     former_draw_s = time.perf_counter() - start
     for key, (rows, cols) in zip(dict.fromkeys(keys), former, strict=True):
-        layer = eie_points._LAYERS[key]
+        layer = host.layer(key)
         assert np.array_equal(layer[2], rows) and np.array_equal(layer[3], cols), key
     start = time.perf_counter()
     host.count()
     counts_s, per_n_s = time.perf_counter() - start, 0.0
     for (layer_key, n, bits, _), found in host.counts.items():
-        _, _, rows, cols, shape = eie_points._LAYERS[layer_key]
+        _, _, rows, cols, shape = host.layer(layer_key)
         start = time.perf_counter()
         slow = entry_counts(rows, cols, shape, n, bits)
         per_n_s += time.perf_counter() - start
@@ -223,7 +223,7 @@ def main(argv):
     # First, in a fresh process: after the sweeps the same call measures 30-40 % slower
     # here. A millisecond call: ten times the repetitions, so the median is a steady state.
     alex_ms, alex_cycles = alex6_cycles_only(10 * _REPEATS.value)
-    eie_points._LAYERS.clear()  # the sweeps draw Alex-6 afresh, as from scratch
+    eie_points.clear_layers()  # the sweeps draw Alex-6 afresh, as from scratch
     rows, everything = run_sweeps(_WORKDIR.value)
     n = sum(r["points"] for r in rows.values())
     total_wall = sum(r["wall_s"] for r in rows.values())

@@ -184,7 +184,7 @@ class EIEHost:
 
     def point(self, config: ml_collections.ConfigDict) -> EIEPoint:
         cfg, layer_key = self._keys(config)
-        codebook, x, rows, cols, shape = self._layer(layer_key)
+        codebook, x, rows, cols, shape = self.layer(layer_key)
         count_key = (layer_key, cfg.num_pes, cfg.index_bits, config.counts_from)
         if count_key not in self.counts:
             if config.counts_from == "encode":
@@ -232,8 +232,9 @@ class EIEHost:
             rtl=rtl,
         )
 
-    def _layer(self, layer_key):
-        """(codebook, x, rows, cols, shape), nonzeros in column-major order; cached."""
+    def layer(self, layer_key):
+        """(codebook, x, rows, cols, shape) of a layer key (`note` returns them), nonzeros
+        in column-major order; drawn unless kept."""
         spec, seed, scale, weight_bits = layer_key
         scaled = _scaled(spec, scale)
         if layer_key not in self.logged:
@@ -252,6 +253,11 @@ class EIEHost:
             _LAYERS.move_to_end(layer_key)
             return _LAYERS[layer_key]
         return _keep_layer(layer_key, _draw_layer(layer_key))
+
+
+def clear_layers():
+    """Forgets the kept synthetic layers (the next sweep draws its layers afresh)."""
+    _LAYERS.clear()
 
 
 def _draw_layer(layer_key):
