@@ -122,7 +122,7 @@ def synthetic_nonzeros(
 
     rows, cols: the nonzeros in column-major order, as `nonzeros_by_column` of
     synthetic_layer(spec, seed, cfg)'s codes; codebook and x: the same arrays. For sweeps,
-    which need where the weights are, not their codes: about 8x faster on a large layer.
+    which need where the weights are, not their codes (VGG-6: 0.4 s instead of 1.7 s).
     It replays the generator synthetic_layer uses (NumPy's PCG64 Generator):
     - a float32 uniform is (u >> 8) * 2**-24 of one 32-bit half u of a raw 64-bit draw
       (low half first), so `keep` is u < a threshold, compared on the raw draws in blocks;
@@ -188,7 +188,8 @@ def _code_draws(bitgen, tail: np.ndarray, count: int, codebook_size: int) -> int
         raws = min(_RAW_BLOCK, max(1, (count - accepted - 4 * len(tail)) // 8))
         words = np.concatenate([tail, _halves(bitgen.random_raw(raws))])
         tail = np.zeros(0, np.uint32)
-        rejected = (words.view(np.uint8) * span8) < threshold  # uint8 product: m & 0xFF
+        data = words.astype("<u4", copy=False).view(np.uint8)  # low byte first
+        rejected = (data * span8) < threshold  # the uint8 product is m & 0xFF
         if accepted + 4 * len(words) - np.count_nonzero(rejected) < count:
             used += len(words)
             accepted += 4 * len(words) - np.count_nonzero(rejected)
