@@ -12,7 +12,7 @@ python -m experiments.bench_sweep --workdir=runs/bench_sweep
    (layer, PE count)), evaluation with
    empty jit caches and compiled (median of --repeats): the sweep's (`batching`: the
    points packed on tracks, one compilation) and the former one (one shape per
-   K class, eie.cycles_from_counts vmapped over the points).
+   K class, metrics.batched_cycles: eie.cycles_from_counts vmapped over the points).
 3. Alex-6 alone at 64 PEs / FIFO 8, cycles only, compiled (eie.cycles_from_counts),
    against the 0.025 ms a plain C loop takes (quoted: measured once on a 2-core machine);
    timed first, in the fresh process.
@@ -32,7 +32,7 @@ import numpy as np
 from absl import flags
 
 from eie_jax import eie, errors, sweep
-from eie_jax.eie import benchmarks
+from eie_jax.eie import benchmarks, metrics
 from eie_jax.eie.encode import entry_counts, thread_map
 from eie_jax.sweep import eie_points
 
@@ -115,13 +115,6 @@ def _former_draw(layer_key):
     return benchmarks.nonzeros_by_column(codes)
 
 
-@functools.partial(jax.jit, static_argnames=("history",))
-def _vmapped_cycles(counts, active, fifo_depth, *, history):
-    """The former batched form: eie.cycles_from_counts vmapped over the points."""
-    run = functools.partial(eie.cycles_from_counts, history=history)
-    return jax.vmap(run)(counts, active, fifo_depth)
-
-
 def _old_batched(counts, depths):
     """The former evaluation: one padded shape (and compilation) per K class, vmapped."""
     out = []
@@ -140,7 +133,7 @@ def _old_batched(counts, depths):
         active = np.arange(k_pad)[None, :] < num_cols[:, None]
         depth = np.asarray([depths[i] for i in members], np.int32)
         history = eie.history_size(int(depth.max()))
-        out.append(_vmapped_cycles(batch, active, depth, history=history))
+        out.append(metrics.batched_cycles(batch, active, depth, history=history))
     return out
 
 

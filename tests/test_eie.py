@@ -197,7 +197,7 @@ def test_batch_matches_single_runs():
 
 def test_batched_design_points_match_the_oracle_recurrence():
     """Per-point counts (N padded, any broadcast pattern, depths up to the history, more
-    broadcasts than the history holds) in lockstep equal the NumPy recurrence per point."""
+    broadcasts than the history holds) batched equal the NumPy recurrence per point."""
     from eie_jax.eie import metrics
 
     rng = np.random.default_rng(7)

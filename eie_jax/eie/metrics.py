@@ -1,11 +1,11 @@
 """Timing metrics of EIE design points: the batched cycle count and load efficiency.
 
-`batched_cycles` is the batched form of the datapath's timing recurrence
-(`cycles_from_counts`): over design points (per-point counts and FIFO depths, the points
-stepped together by `batched_cycles_by_step`) or over inputs (a trained layer on a test
-set: one count matrix, many activation patterns, vmapped); `batched_rtl_cycles` the same
-for the rtl timing (`rtl_cycles_from_counts`, vmapped). Sweeps, whose points differ in
-length and PE count, pack them on tracks instead (`timing.packed_cycles`).
+`batched_cycles` is the one vmapped form of the datapath's timing recurrence
+(`cycles_from_counts`): over design points (per-point counts and FIFO depths) or over
+inputs (a trained layer on a test set: one count matrix, many activation patterns);
+`batched_rtl_cycles` the same for the rtl timing (`rtl_cycles_from_counts`). Sweeps,
+whose points differ in length and PE count, pack them on tracks instead
+(`timing.packed_cycles`).
 `load_efficiency` is the paper's measure (ISCA 2016, Sec. VI-A): mean busy cycles of the
 PEs over the layer's total cycles.
 """
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eie_jax.eie.timing import cycles_from_counts, lockstep_cycles, rtl_cycles_from_counts
+from eie_jax.eie.timing import cycles_from_counts, rtl_cycles_from_counts
 
 
 def load_efficiency(pe_busy, total_cycles):
@@ -39,40 +39,17 @@ def load_efficiency(pe_busy, total_cycles):
 
 @functools.partial(jax.jit, static_argnames=("history",))
 def batched_cycles(counts, active, fifo_depth, *, history: int):
-    """cycles_from_counts over a leading batch axis B of any of its inputs.
+    """cycles_from_counts vmapped over a leading batch axis B of any of its inputs.
 
     counts (N, K) or (B, N, K): entries per PE and broadcast column; active (K,) or (B, K):
     whether each column is broadcast; fifo_depth () or (B,), each <= history. An input
     without the batch axis is shared by every batch element. Returns (pe_cycles, pe_busy),
-    each (B, N). Per-point counts run in lockstep (`batched_cycles_by_step`, after one
-    gather of each point's broadcast columns); shared counts under a vmap.
+    each (B, N).
     """
-    if counts.ndim == 3:
-        points = counts.shape[0]
-        active = jnp.broadcast_to(active, (points, counts.shape[2]))
-        order = jnp.argsort(~active, axis=1, stable=True)  # broadcast columns first
-        by_step = jnp.take_along_axis(counts, order[:, None, :], axis=2).transpose(2, 0, 1)
-        depth = jnp.broadcast_to(fifo_depth, (points,))
-        return batched_cycles_by_step(
-            by_step, jnp.sum(active, axis=1, dtype=jnp.int32), depth, history=history
-        )
-    axes = (None, 0 if active.ndim == 2 else None, 0 if np.ndim(fifo_depth) == 1 else None)
+    axes = (0 if counts.ndim == 3 else None, 0 if active.ndim == 2 else None)
+    axes += (0 if np.ndim(fifo_depth) == 1 else None,)
     run = functools.partial(cycles_from_counts, history=history)
     return jax.vmap(run, in_axes=axes)(counts, active, fifo_depth)
-
-
-@functools.partial(jax.jit, static_argnames=("history",))
-def batched_cycles_by_step(counts_by_step, num_steps, fifo_depth, *, history: int):
-    """(pe_cycles, pe_busy), each (B, N), of B design points given step-major counts.
-
-    counts_by_step (S, B, N): [i, b] is point b's entries per PE in its i-th broadcast
-    column, num_steps (B,) its broadcasts, fifo_depth (B,) its depth (<= history): the
-    layout a sweep builds on the host, so the loop reads contiguous slices.
-    """
-    counts_by_step = counts_by_step.astype(jnp.int32)
-    pe_cycles = lockstep_cycles(counts_by_step, num_steps, fifo_depth, history=history)
-    real = jnp.arange(counts_by_step.shape[0])[:, None] < num_steps[None, :]  # (S, B)
-    return pe_cycles, jnp.sum(jnp.where(real[:, :, None], counts_by_step, 0), axis=0)
 
 
 @functools.partial(jax.jit, static_argnames=("history",))

@@ -251,46 +251,6 @@ def cycles_from_counts(counts, active, fifo_depth, *, history):
     return f, _busy(counts, active)
 
 
-@functools.partial(jax.jit, static_argnames=("history", "unroll"))
-def lockstep_cycles(counts_by_step, num_steps, fifo_depth, *, history, unroll=4):
-    """Paper timing of B design points at once: pe_cycles (B, N), as cycles_from_counts.
-
-    counts_by_step (S, B, N): [i, b] holds point b's entries per PE in its i-th broadcast
-    (steps from num_steps[b] on are ignored); num_steps (B,) its broadcasts; fifo_depth
-    (B,) its queue depth, each <= history. The points step together: one loop of
-    max(num_steps) steps, each reading one contiguous (B, N) slice, where a vmap of
-    cycles_from_counts would gather every point's column and shift every history. The
-    stall bound max_k s[k, i - D] comes from a ring buffer of the last `history` steps'
-    max start times, written at i mod history (slots not yet written hold 0, as the
-    shifted history does before D broadcasts).
-    """
-    num_pes, points = counts_by_step.shape[2], counts_by_step.shape[1]
-    lanes = jnp.arange(points)
-
-    def one(i, carry):
-        f, t, ring = carry
-        valid = i < num_steps
-        t_new = jnp.maximum(t + 1, ring[(i - fifo_depth) % history, lanes])
-        s = jnp.maximum(f, t_new[:, None])
-        f_new = s + jnp.maximum(counts_by_step[i], 1)
-        ring = jax.lax.dynamic_update_index_in_dim(ring, jnp.max(s, axis=1), i % history, 0)
-        return jnp.where(valid[:, None], f_new, f), jnp.where(valid, t_new, t), ring
-
-    def chunk(c, carry):
-        for u in range(unroll):
-            carry = one(c * unroll + u, carry)
-        return carry
-
-    # Steps past the last slice read a clamped slice; they are invalid for every point.
-    init = (
-        jnp.zeros((points, num_pes), jnp.int32),
-        jnp.full(points, -1, jnp.int32),
-        jnp.zeros((history, points), jnp.int32),
-    )
-    trips = (jnp.max(num_steps, initial=0) + unroll - 1) // unroll
-    return jax.lax.fori_loop(0, trips, chunk, init)[0]
-
-
 class Track(NamedTuple):
     """Design points one after another on T tracks of S steps, N PEs each (`packed_cycles`).
 
