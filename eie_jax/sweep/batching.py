@@ -97,10 +97,7 @@ def _packed_chunks(counts, fifo_depths, points, mesh, history, max_batch_element
     while pending:
         chunk = pending.pop(0)
         steps = counts[chunk[0]].shape[1]
-        groups = [
-            (n, _tracks([counts[i].shape[1] for i in members], steps), members)
-            for n, members in _pe_groups(counts, chunk, steps)
-        ]
+        groups = _pe_groups(counts, chunk, steps)
         size = sum(steps * _round_up(len(tracks), ndev) * n for n, tracks, _ in groups)
         if size > max_batch_elements and len(chunk) > 1:
             pending[:0] = [chunk[::2], chunk[1::2]]  # each half keeps long and short points
@@ -149,22 +146,26 @@ def _run_packed(counts, fifo_depths, groups, steps, mesh, history):
     return indices, cycles, [busy[id(counts[i])] for i in indices]
 
 
-def _pe_groups(counts, points, steps) -> list[tuple[int, list[int]]]:
-    """[(N, points)]: the points by PE count, a group merged into the next larger N (its
-    PEs padded with zeros) while that pads at most MERGE_LANES lanes: a group costs the
-    loop a few microseconds a step, a lane about a nanosecond."""
+def _pe_groups(counts, points, steps) -> list[tuple[int, list[list[int]], list[int]]]:
+    """[(N, tracks, points)]: the points by PE count, each group's on its `_tracks`; a
+    group merged into the next larger N (its PEs padded with zeros) while that pads at
+    most MERGE_LANES lanes: a group costs the loop a few microseconds a step, a lane about
+    a nanosecond."""
     by_n: dict[int, list[int]] = {}
     for i in points:
         by_n.setdefault(counts[i].shape[0], []).append(i)
-    groups: list[tuple[int, list[int]]] = []
+
+    def group(n, members):
+        return n, _tracks([counts[i].shape[1] for i in members], steps), members
+
+    groups: list[tuple[int, list[list[int]], list[int]]] = []
     for n in sorted(by_n):
         if groups:
-            below, members = groups[-1]
-            tracks = len(_tracks([counts[i].shape[1] for i in members], steps))
-            if tracks * (n - below) <= MERGE_LANES:
-                groups[-1] = (n, members + by_n[n])
+            below, tracks, members = groups[-1]
+            if len(tracks) * (n - below) <= MERGE_LANES:
+                groups[-1] = group(n, members + by_n[n])
                 continue
-        groups.append((n, by_n[n]))
+        groups.append(group(n, by_n[n]))
     return groups
 
 
