@@ -9,10 +9,11 @@ a Table III name, or a layer of one's own declared in `config.layers`:
     config.layer = 'my_fc'   # or sweep('layer', ['my_fc', 'Alex-7']),
                              # or sweep('layers.my_fc.weight_density', [0.05, 0.1, 0.2])
 
-Entry counts are computed on the host once per (layer, index_bits) for every PE count the
-sweep needs, from one pass over the layer's nonzeros (`eie.encode.entry_counts_by_column`);
-synthetic layers are kept for the next sweep of the process (the last LAYER_CACHE_SIZE);
-the cycles of all points come from `batching.iter_cycles`.
+Entry counts are computed on the host once per (layer, PE count, index_bits) the sweep
+needs, all of them before the first point, a thread per core
+(`eie.encode.entry_counts_by_column`); synthetic layers are kept for the next sweep of the
+process (the last LAYER_CACHE_SIZE); the cycles of all points come from
+`batching.iter_cycles`.
 """
 
 from __future__ import annotations
@@ -123,9 +124,9 @@ class EIEPoint:
 class EIEHost:
     """Caches synthetic layers and entry counts so each (layer, N, index_bits) is done once.
 
-    `plan(configs)` before the first `point` lets the counts of every PE count a layer
-    needs come from one pass over its nonzeros. log: where the shape each layer is
-    simulated at goes (once per layer).
+    `plan(configs)` before the first `point` draws the layers and counts the entries of
+    every point at once, a thread per core; a point not planned is counted when asked for.
+    log: where the shape each layer is simulated at goes (once per layer).
     """
 
     def __init__(self, log: Callable[[str], None] | None = None):
@@ -184,7 +185,7 @@ class EIEHost:
 
     def point(self, config: ml_collections.ConfigDict) -> EIEPoint:
         cfg, layer_key = self._keys(config)
-        codebook, x, rows, cols, shape = self.layer(layer_key)
+        codebook, x, _, cols, shape = self.layer(layer_key)
         count_key = (layer_key, cfg.num_pes, cfg.index_bits, config.counts_from)
         if count_key not in self.counts:
             if config.counts_from == "encode":
@@ -192,14 +193,9 @@ class EIEHost:
                 codes, _, _ = benchmarks.synthetic_layer(_scaled(spec, layer_key[2]), seed, cfg)
                 layer = eie.encode(codes, codebook, cfg)
                 self.counts[count_key] = (np.asarray(layer.counts), layer.num_padding)
-            else:
-                pes = sorted(self.wanted[(layer_key, cfg.index_bits)] | {cfg.num_pes})
-                pes = [
-                    n for n in pes if (layer_key, n, cfg.index_bits, "counts") not in self.counts
-                ]
-                found = entry_counts_by_column(rows, cols, shape, pes, cfg.index_bits)
-                for n, counts in zip(pes, found, strict=True):
-                    self.counts[(layer_key, n, cfg.index_bits, "counts")] = counts
+            else:  # not planned (or its layer was dropped from the cache and redrawn)
+                self.wanted[(layer_key, cfg.index_bits)].add(cfg.num_pes)
+                self.count()
         counts, num_padding = self.counts[count_key]
         active_key = (layer_key, cfg.act_frac_bits)
         if active_key not in self.active:
