@@ -149,10 +149,8 @@ def synthetic_nonzeros(
     used = size + _code_draws(bitgen, tail, size, cfg.codebook_size)  # 32-bit draws
     rng = np.random.Generator(np.random.PCG64(seed))
     rng.bit_generator.advance((used + 1) // 2)
-    rows, cols = np.divmod(flat, k)
-    order = np.argsort(cols.astype(np.uint16) if k <= 2**16 else cols, kind="stable")
-    codebook, x = _codebook_and_input(rng, spec, cfg)
-    return rows[order].astype(np.int32), cols[order].astype(np.int32), codebook, x
+    rows, cols = _by_column(*np.divmod(flat, k), k)
+    return (rows, cols, *_codebook_and_input(rng, spec, cfg))
 
 
 def _halves(raw: np.ndarray) -> np.ndarray:
@@ -206,7 +204,11 @@ def nonzeros_by_column(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     the columns fit): cheaper than np.nonzero of the transposed matrix, whose copy is the
     slow part for large layers.
     """
-    rows, cols = np.nonzero(codes)
-    key = cols.astype(np.uint16) if codes.shape[1] <= 2**16 else cols
-    order = np.argsort(key, kind="stable")
+    return _by_column(*np.nonzero(codes), codes.shape[1])
+
+
+def _by_column(rows, cols, num_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-major (rows, cols) as int32 in column-major order: a stable radix sort by
+    column (16-bit keys where the columns fit)."""
+    order = np.argsort(cols.astype(np.uint16) if num_cols <= 2**16 else cols, kind="stable")
     return rows[order].astype(np.int32), cols[order].astype(np.int32)
