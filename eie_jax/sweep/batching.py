@@ -188,7 +188,9 @@ def _rtl_chunks(counts, fifo_depths, rtl, points, mesh, history, max_batch_eleme
     all padded to one shape, so one compilation."""
     sharding = NamedSharding(mesh, PartitionSpec("points"))
     ndev = mesh.devices.size
-    n_pad, k_pad = _padded_shape(counts, points)
+    # One shape for every chunk (one compilation): the largest N, the largest K rounded up.
+    n_pad = max(counts[i].shape[0] for i in points)
+    k_pad = max(_round_up(max(counts[i].shape[1] for i in points), 128), 128)
     per_chunk = max(1, min(max_batch_elements // (n_pad * k_pad), CHUNK_POINTS, len(points)))
     per_chunk = _round_up(per_chunk, ndev)
     for part in _chunks_by_length([counts[i].shape[1] for i in points], per_chunk):
@@ -206,25 +208,12 @@ def _rtl_chunks(counts, fifo_depths, rtl, points, mesh, history, max_batch_eleme
         args = [batch, active, depth]
         args += _rtl_args([rtl[i] for i in chunk + fill], chunk, counts, n_pad, k_pad)
         args = [multihost.put(a, sharding) for a in args]
-        run = metrics.batched_rtl_cycles(*args, history=history)
-        yield _trimmed(chunk, counts, *map(multihost.to_host, run))
-
-
-def _padded_shape(counts, points) -> tuple[int, int]:
-    """(N, K) every chunk of these points is padded to: the largest N, and the largest K
-    rounded up to a multiple of 128."""
-    n_pad = max(counts[i].shape[0] for i in points)
-    k_pad = max(_round_up(max(counts[i].shape[1] for i in points), 128), 128)
-    return n_pad, k_pad
-
-
-def _trimmed(chunk, counts, cycles, busy):
-    """(chunk, pe_cycles, pe_busy) with each point's rows trimmed to its own N."""
-    return (
-        chunk,
-        [cycles[b, : counts[i].shape[0]] for b, i in enumerate(chunk)],
-        [busy[b, : counts[i].shape[0]] for b, i in enumerate(chunk)],
-    )
+        cycles, busy = map(multihost.to_host, metrics.batched_rtl_cycles(*args, history=history))
+        yield (  # each point's rows trimmed to its own N
+            chunk,
+            [cycles[b, : counts[i].shape[0]] for b, i in enumerate(chunk)],
+            [busy[b, : counts[i].shape[0]] for b, i in enumerate(chunk)],
+        )
 
 
 def _rtl_args(inputs: Sequence[RtlInputs], chunk, counts, n_pad: int, k_pad: int) -> list:
