@@ -8,10 +8,13 @@ TEXT_DIR := data/shakespeare
 
 .PHONY: demo test lint format bench dataset text-data setup clean
 
-$(VENV)/.installed: requirements.txt
+# The pinned requirements, then eie_jax itself (editable), so `import eie_jax` works from
+# any directory with this venv's python.
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --upgrade pip
 	$(VENV)/bin/pip install -r requirements.txt
+	$(VENV)/bin/pip install --no-deps -e .
 	touch $@
 
 setup: $(VENV)/.installed

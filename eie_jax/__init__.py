@@ -1,5 +1,51 @@
-"""eie-jax: Deep Compression in Flax NNX and a functional, differentiable model of EIE."""
+"""eie-jax: Deep Compression in Flax NNX and a functional, differentiable model of EIE.
+
+The library API works on any Flax NNX model (see eie_jax/api.py):
+
+    eie_jax.make_compressible(model, rules=None)      # in place; returns model
+    eie_jax.prune_weights(model, sparsity=0.9)        # one-shot, any registered rule
+    eie_jax.Optimizer(model, tx)                      # masks re-applied after each update
+    eie_jax.share_weights(model, bits=4)              # k-means codes + codebook
+    outputs, report = eie_jax.run_on_eie(model, x, calibration=...)
+    eie_jax.storage_report(model)
+
+Names are imported on first use, so `import eie_jax` stays light.
+"""
 
 from eie_jax import xla_flags as _xla_flags
 
 _xla_flags.apply()  # before JAX starts a backend: small cycle loops as one CPU kernel
+
+_EXPORTS = {
+    "make_compressible": "eie_jax.compressible",
+    "left_float": "eie_jax.compressible",
+    "prune_weights": "eie_jax.api",
+    "share_weights": "eie_jax.api",
+    "Optimizer": "eie_jax.api",
+    "storage_report": "eie_jax.api",
+    "gradual": "eie_jax.api",
+    "cubic_sparsity": "eie_jax.api",
+    "iterative_targets": "eie_jax.api",
+    "Schedule": "eie_jax.api",
+    "apply_masks": "eie_jax.api",
+    "run_on_eie": "eie_jax.on_eie",
+    "EIEReport": "eie_jax.on_eie",
+    "LayerFigures": "eie_jax.on_eie",
+    "EIEConfig": "eie_jax.eie.config",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'eie_jax' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

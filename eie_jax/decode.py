@@ -22,8 +22,6 @@ per element).
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import numpy as np
 
@@ -65,12 +63,7 @@ def calibrate(model, layers: dict, ids, base: eie.EIEConfig, *, bias_correction:
     ({name: EIEConfig}, {name: FCLayer}).
 
     With bias_correction, each layer's bias also absorbs the mean error of its fixed-point
-    product on those inputs: EIE truncates every product (w_q a_q) >> weight_frac_bits,
-    so each term loses half an activation LSB on average and a row of n nonzero terms
-    drifts by about -n/2 LSBs; adding the measured mean difference (float product of the
-    quantised inputs minus the fixed-point one) to the bias cancels that drift (empirical
-    bias correction, as in Nagel et al. 2019). The hardware is unchanged: the bias is the
-    layer's own, programmed in the activation format.
+    product on those inputs (`hardware.bias_corrected`).
     """
     record = {}
     model(jax.numpy.asarray(ids), record)
@@ -79,12 +72,7 @@ def calibrate(model, layers: dict, ids, base: eie.EIEConfig, *, bias_correction:
         x = record[name]
         cfg = cfgs[name] = hardware.calibrate([layer], x, base)[0]
         if bias_correction:
-            linear = dataclasses.replace(layer, relu=False)
-            xq = np.asarray(fixed_point.dequantize(fixed_point.quantize(x, cfg.act_frac_bits),
-                                                   cfg.act_frac_bits))  # fmt: skip
-            exact = xq @ layer.dense().T + layer.bias
-            fixed = hardware.fixed_point_forward([linear], x, [cfg])
-            layer = dataclasses.replace(layer, bias=layer.bias + np.mean(exact - fixed, axis=0))
+            layer = hardware.bias_corrected(layer, x, cfg)
         out[name] = layer
     return cfgs, out
 

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from eie_jax import products
 from eie_jax.topk import hard_with_identity_grad as _hard_with_identity_grad
 from eie_jax.topk import topk as _topk
 
@@ -128,7 +129,7 @@ class MaskedLayer(nnx.Module):
 
     def set_mask(self, mask):
         """Writes a new 0/1 mask (kernel-shaped) and zeroes the kernel where it is 0."""
-        mask = jnp.asarray(mask, jnp.float32)
+        mask = jnp.asarray(mask, self.mask[...].dtype)
         if mask.shape != self.kernel_shape:
             raise ValueError(
                 f"mask: shape {mask.shape} does not match the kernel shape {self.kernel_shape}"
@@ -235,7 +236,7 @@ class MaskedLayer(nnx.Module):
             raise ValueError("codes: nonzero codes at pruned positions would revive weights")
         self.codebook = (nnx.Param if trainable else FrozenCodebook)(jnp.asarray(codebook))
         self.codes = Codes(jnp.asarray(codes, jnp.int32))
-        self.mask[...] = jnp.asarray(codes != 0, jnp.float32)
+        self.mask[...] = jnp.asarray(codes != 0, self.mask[...].dtype)
         self.kernel = None
         self.phase = "shared"
 
@@ -247,6 +248,14 @@ class MaskedLayer(nnx.Module):
         return int(self.codebook.shape[0]).bit_length() - 1
 
     # -- EIE's view -----------------------------------------------------------------
+
+    def to_matrix(self, a):
+        """A kernel-shaped array in the (M, K) layout of `hardware_matrix`."""
+        return to_hardware(a)
+
+    def from_matrix(self, w):
+        """Inverse of `to_matrix`: (M, K) -> kernel-shaped."""
+        return from_hardware(w, self.kernel_shape)
 
     def hardware_matrix(self):
         """The weight as EIE's matrix W (M = outputs, K = fan-in): kernel.T for a linear layer."""
@@ -283,7 +292,15 @@ class MaskedLinear(MaskedLayer):
         self._init_weights((in_features, out_features), rngs, kernel_init, bias_init)
 
     def __call__(self, x):
-        return x @ self.effective_kernel() + self.bias[...]
+        fn = products.interceptor_for(self)
+        if fn is None:
+            return x @ self.effective_kernel() + self.bias[...]
+        kernel = self.effective_kernel()
+        product = products.dot_general_product(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
+        if fn.calibrating:
+            fn.observe(self, product, products.bias_of(self))
+            return x @ kernel + self.bias[...]
+        return product.output(fn(self, product, products.bias_of(self)))
 
 
 class MaskedConv(MaskedLayer):
@@ -314,13 +331,15 @@ class MaskedConv(MaskedLayer):
         self._init_weights((*size, in_features, out_features), rngs, kernel_init, bias_init)
 
     def __call__(self, x):
-        y = jax.lax.conv_general_dilated(
-            x,
-            self.effective_kernel(),
-            window_strides=(1, 1),
-            padding=self.padding,
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        )
+        kernel, args = self.effective_kernel(), ((1, 1), self.padding)
+        numbers = jax.lax.conv_dimension_numbers(x.shape, kernel.shape, ("NHWC", "HWIO", "NHWC"))
+        fn = products.interceptor_for(self)
+        if fn is not None:
+            product = products.conv_product(x, kernel, *args, dimension_numbers=numbers)
+            if not fn.calibrating:
+                return product.output(fn(self, product, products.bias_of(self)))
+            fn.observe(self, product, products.bias_of(self))
+        y = jax.lax.conv_general_dilated(x, kernel, *args, dimension_numbers=numbers)
         return y + self.bias[...]
 
 

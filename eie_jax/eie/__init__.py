@@ -6,6 +6,7 @@ layer = eie.encode(codes, codebook, cfg)
 res = eie.simulate(layer, x, cfg)
 """
 
+from eie_jax.eie import energy, fixed_point, memory
 from eie_jax.eie.config import EIEConfig
 from eie_jax.eie.cost import expected_cycles, expected_entries
 from eie_jax.eie.datapath import (
@@ -27,6 +28,9 @@ from eie_jax.eie.timing import (
 )
 
 __all__ = [
+    "energy",
+    "fixed_point",
+    "memory",
     "ColumnSlices",
     "EIEConfig",
     "EncodedLayer",

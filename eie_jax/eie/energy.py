@@ -118,6 +118,35 @@ def event_energy(counts, pe_busy, total: int, num_pes: int) -> tuple[np.ndarray,
     return pe_pj, breakdown
 
 
+def batch_energy(layer, active, pe_busy, total_cycles, cfg, memory_plan=None) -> dict:
+    """The event model of B runs at once, as `layer_energy` counts one: per-run arrays (B,).
+
+    layer: the EncodedLayer; active (B, K): which inputs were broadcast (nonzero once
+    quantised); pe_busy (B, N) and total_cycles (B,): the runs' SimResult fields. Returns
+    {entries, broadcasts, idle, lnzd, dram} in µJ, time_us (DRAM waits included) and
+    useful_macs, each (B,).
+    """
+    active = np.asarray(active, np.int64)
+    busy = np.asarray(pe_busy, np.int64)
+    counts = np.asarray(layer.counts)  # (N, K)
+    compute_us = np.asarray(total_cycles, np.float64) / cfg.clock_mhz
+    time_us = compute_us if memory_plan is None else np.maximum(compute_us, memory_plan.dram_us)
+    total = np.round(time_us * cfg.clock_mhz).astype(np.int64)
+    working = busy + active @ (counts == 0).T.astype(np.int64)  # entry + pointer-only cycles
+    idle = np.maximum(total[:, None] - working, 0)
+    real = np.count_nonzero(np.asarray(layer.slice_codes), axis=(1, 2))  # (K,)
+    dram = 0.0 if memory_plan is None else memory_plan.dram_energy_uj
+    return {
+        "entries": busy.sum(axis=1) * ENTRY_PJ * 1e-6,
+        "broadcasts": cfg.num_pes * active.sum(axis=1) * BROADCAST_PJ * 1e-6,
+        "idle": idle.sum(axis=1) * IDLE_PJ * 1e-6,
+        "lnzd": lnzd_units(cfg.num_pes) * LNZD_UNIT_PJ_PER_CYCLE * total * 1e-6,
+        "dram": np.full(len(total), dram),
+        "time_us": time_us,
+        "useful_macs": active @ real,
+    }
+
+
 def layer_energy(layer, x, result, cfg, memory_plan=None) -> LayerEnergy:
     """The energy of one run of `layer` (EncodedLayer) on input x (K,) that gave `result`.
 

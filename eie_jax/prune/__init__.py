@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from eie_jax.errors import UserError
-from eie_jax.layers import compressible_layers, from_hardware, to_hardware
+from eie_jax.layers import compressible_layers
 from eie_jax.prune import distributions, schedules, scores, structures
 from eie_jax.prune.registry import (
     KINDS,
@@ -65,14 +65,15 @@ def layer_targets(config: dict, model) -> dict[str, float | None]:
     return dist.fn(raw, sizes, **entry_settings(dist, config))
 
 
-def prune_model(model, config, *, scale: float = 1.0, seed: int = 0, targets=None) -> dict:
+def prune_model(model, config, *, scale: float = 1.0, seed: int = 0, targets=None, skip=()) -> dict:
     """Recomputes every compressible layer's mask and writes it (kernel zeroed).
 
     config: a prune config (dict or ConfigDict; missing settings take their defaults).
     scale: the fraction of the way to each target a schedule has reached (1.0 = the
     target; ignored by structures that set their own density). seed: for random scores.
     targets: {layer: target}, default `layer_targets(config, model)`. Masks only lose
-    entries: weights already pruned stay pruned. Returns {layer name: fraction kept}.
+    entries: weights already pruned stay pruned. skip: names of layers left as they are.
+    Returns {layer name: fraction kept}.
     """
     structures._check_range("scale", scale, 0.0, 1.0, hi_inclusive=True)
     layers = compressible_layers(model)
@@ -83,6 +84,8 @@ def prune_model(model, config, *, scale: float = 1.0, seed: int = 0, targets=Non
         raise UserError("prune_model: the 'learned' score trains its masks (train_learned)")
     kept = {}
     for i, (name, layer) in enumerate(layers):
+        if name in skip:
+            continue
         if layer.phase == "shared":
             raise ValueError(f"prune_model: layer {name!r} is already shared; prune before sharing")
         s = layer_settings(config, name)
@@ -93,8 +96,8 @@ def prune_model(model, config, *, scale: float = 1.0, seed: int = 0, targets=Non
         kwargs = entry_settings(structure, s)
         kwargs.pop(structure.info["target"], None)  # passed as `target`, scaled
         if structure.info["layout"] == "hardware":
-            hw = structure.fn(to_hardware(ranking), target, to_hardware(old), **kwargs)
-            new = from_hardware(hw, old.shape)
+            hw = structure.fn(layer.to_matrix(ranking), target, layer.to_matrix(old), **kwargs)
+            new = layer.from_matrix(hw)
         else:
             new = structure.fn(ranking, target, old, **kwargs)
         layer.set_mask(new)

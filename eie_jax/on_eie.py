@@ -1,0 +1,457 @@
+"""A model's own forward with its compressible products on the EIE model.
+
+    outputs, report = run_on_eie(model, x_test, calibration=x_train[:1000])
+    print(report.to_markdown())
+
+`run_on_eie` calls the model's own `__call__` twice per batch of inputs, eagerly: first
+in float with every selected product recorded (calibration: each layer's 16-bit
+fixed-point formats from the ranges of its inputs and outputs, as `hardware.calibrate`
+fits them, and optionally its bias correction, `hardware.bias_corrected`), then with every
+selected product run by `eie.simulate_batch` in EIE's fixed point, bias included;
+everything else (activations, attention, normalisation, layers left out) runs on the host
+in float. A product called with inputs of N activation vectors (a conv: one per output
+position) counts N runs of the layer; the report gives totals over them and the mean per
+vector. A layer called more than once (a recurrent cell, a module shared by two parents)
+is one entry, its calls aggregated.
+
+`LayerFigures` is the per-layer figures type: built from simulations here
+(`LayerFigures.from_runs`) and readable as a dict or a Markdown row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from eie_jax import eie, hardware
+from eie_jax.compressible import check_rules, match_rule
+from eie_jax.eie import energy, fixed_point, memory
+from eie_jax.errors import UserError
+from eie_jax.layers import compressible_layers
+from eie_jax.products import intercept
+
+ENERGY_EVENTS = ("entries", "broadcasts", "idle", "lnzd", "dram")
+
+
+@dataclasses.dataclass
+class LayerFigures:
+    """One layer on EIE: its program and what its runs cost (totals over `vectors` runs).
+
+    shape: (M, K) of the matrix EIE holds; weight_density: nonzero weights / (M K);
+    input_density: mean fraction of nonzero (quantised) inputs; cycles / rtl_cycles:
+    summed over runs under the paper's and the reference simulator's timing (rtl None when
+    not run); time_us: summed, DRAM streaming included; energy_uj: summed by event;
+    load_efficiency: mean over runs; entries, padding: the encoded matrix's entries and
+    how many of them are padding; sram_bytes: the largest per-PE need of each SRAM,
+    sram_capacity its size, fits_sram whether every PE's weights fit.
+    """
+
+    name: str
+    shape: tuple[int, int]
+    weight_bits: int
+    weight_density: float
+    act_frac_bits: int
+    weight_frac_bits: int
+    num_pes: int
+    entries: int
+    padding: int
+    sram_bytes: dict
+    sram_capacity: dict
+    fits_sram: bool
+    calls: int = 0
+    vectors: int = 0
+    input_density: float = 0.0
+    cycles: int = 0
+    rtl_cycles: int | None = None
+    time_us: float = 0.0
+    energy_uj: dict = dataclasses.field(default_factory=lambda: dict.fromkeys(ENERGY_EVENTS, 0.0))
+    useful_macs: int = 0
+    load_efficiency: float = 0.0
+
+    @classmethod
+    def for_layer(cls, name: str, encoded, cfg: eie.EIEConfig) -> LayerFigures:
+        """A layer's program figures, before any run."""
+        need = {s: int(np.max(getattr(encoded, f"{s}_bytes"))) for s in memory.SRAMS}
+        have = memory.capacity_bytes(cfg)
+        m, k = encoded.shape
+        return cls(
+            name=name,
+            shape=(int(m), int(k)),
+            weight_bits=cfg.weight_bits,
+            weight_density=float(np.count_nonzero(encoded.codes)) / max(m * k, 1),
+            act_frac_bits=cfg.act_frac_bits,
+            weight_frac_bits=cfg.weight_frac_bits,
+            num_pes=cfg.num_pes,
+            entries=int(encoded.num_entries),
+            padding=int(encoded.num_padding),
+            sram_bytes=need,
+            sram_capacity=have,
+            fits_sram=all(need[s] <= have[s] for s in memory.SRAMS),
+        )
+
+    def add_runs(self, *, active, paper, rtl, events) -> None:
+        """Adds B runs: active (B, K) broadcast inputs, the paper and rtl SimResults' cycles
+        fields as NumPy, and `energy.batch_energy`'s per-run events."""
+        b = len(active)
+        total = self.vectors + b
+        mean = lambda old, new: (old * self.vectors + float(np.sum(new))) / total
+        self.input_density = mean(self.input_density, np.mean(active, axis=1))
+        self.load_efficiency = mean(self.load_efficiency, paper["load_efficiency"])
+        self.cycles += int(np.sum(paper["total_cycles"]))
+        if rtl is not None:
+            self.rtl_cycles = (self.rtl_cycles or 0) + int(np.sum(rtl["total_cycles"]))
+        self.time_us += float(np.sum(events["time_us"]))
+        for event in ENERGY_EVENTS:
+            self.energy_uj[event] += float(np.sum(events[event]))
+        self.useful_macs += int(np.sum(events["useful_macs"]))
+        self.vectors = total
+
+    @property
+    def total_energy_uj(self) -> float:
+        return float(sum(self.energy_uj.values()))
+
+    def per_vector(self, value: float) -> float:
+        return value / self.vectors if self.vectors else 0.0
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["shape"] = list(self.shape)
+        out["total_energy_uj"] = self.total_energy_uj
+        out["mean_per_vector"] = {
+            "cycles": self.per_vector(self.cycles),
+            "rtl_cycles": None if self.rtl_cycles is None else self.per_vector(self.rtl_cycles),
+            "time_us": self.per_vector(self.time_us),
+            "energy_uj": self.per_vector(self.total_energy_uj),
+        }
+        return out
+
+
+MARKDOWN_HEADER = (
+    "| layer | M x K | weights | inputs | vectors | cycles/vector | rtl/vector | µs/vector "
+    "| µJ/vector | load eff. | entries (padding) | Spmat B/PE | fits |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def markdown_row(f: LayerFigures) -> str:
+    rtl = "-" if f.rtl_cycles is None else f"{f.per_vector(f.rtl_cycles):.1f}"
+    return (
+        f"| {f.name} | {f.shape[0]} x {f.shape[1]} | {f.weight_density:.1%} "
+        f"| {f.input_density:.1%} | {f.vectors} | {f.per_vector(f.cycles):.1f} | {rtl} "
+        f"| {f.per_vector(f.time_us):.3f} | {f.per_vector(f.total_energy_uj):.4f} "
+        f"| {f.load_efficiency:.1%} | {f.entries} ({f.padding}) | {f.sram_bytes['spmat']} "
+        f"| {'yes' if f.fits_sram else 'NO'} |"
+    )
+
+
+@dataclasses.dataclass
+class EIEReport:
+    """Per layer in first-call order, and totals. `num_inputs`: the model inputs' leading
+    size (the examples run); `per_input` divides the totals by it."""
+
+    layers: list[LayerFigures]
+    num_inputs: int
+    config: eie.EIEConfig
+    programs: dict = dataclasses.field(default_factory=dict, repr=False)
+    recorded: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    def __getitem__(self, name: str) -> LayerFigures:
+        for f in self.layers:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    @property
+    def totals(self) -> dict:
+        rtl = [f.rtl_cycles for f in self.layers]
+        energy_uj = {e: sum(f.energy_uj[e] for f in self.layers) for e in ENERGY_EVENTS}
+        return {
+            "cycles": sum(f.cycles for f in self.layers),
+            "rtl_cycles": None if None in rtl else sum(rtl),
+            "time_us": sum(f.time_us for f in self.layers),
+            "energy_uj": energy_uj,
+            "total_energy_uj": sum(energy_uj.values()),
+            "useful_macs": sum(f.useful_macs for f in self.layers),
+            "fits_sram": all(f.fits_sram for f in self.layers),
+        }
+
+    @property
+    def per_input(self) -> dict:
+        t, n = self.totals, max(self.num_inputs, 1)
+        return {
+            "cycles": t["cycles"] / n,
+            "rtl_cycles": None if t["rtl_cycles"] is None else t["rtl_cycles"] / n,
+            "time_us": t["time_us"] / n,
+            "energy_uj": t["total_energy_uj"] / n,
+        }
+
+    def to_dict(self) -> dict:
+        return {
+            "layers": [f.to_dict() for f in self.layers],
+            "num_inputs": self.num_inputs,
+            "totals": self.totals,
+            "per_input": self.per_input,
+            "config": dataclasses.asdict(self.config),
+        }
+
+    def to_markdown(self) -> str:
+        p = self.per_input
+        rtl = "-" if p["rtl_cycles"] is None else f"{p['rtl_cycles']:.1f}"
+        lines = [MARKDOWN_HEADER, *map(markdown_row, self.layers)]
+        lines.append(
+            f"\nPer input ({self.num_inputs} run, {self.config.num_pes} PEs at "
+            f"{self.config.clock_mhz:g} MHz): {p['cycles']:.1f} cycles (rtl {rtl}), "
+            f"{p['time_us']:.3f} µs, {p['energy_uj']:.4f} µJ."
+        )
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ the two passes
+
+
+@dataclasses.dataclass
+class _Program:
+    """One (layer, geometry) on EIE: the FC layer, its config and its encoding."""
+
+    name: str
+    fc: hardware.FCLayer
+    cfg: eie.EIEConfig | None = None
+    encoded: object = None
+    bias: object = None
+    figures: LayerFigures | None = None
+    calibration: list = dataclasses.field(default_factory=list)
+
+
+class _Interceptor:
+    """What the compressible layers call while `run_on_eie` runs the model's forward."""
+
+    def __init__(self, selected: dict, base: eie.EIEConfig, *, rtl: bool, chunk: int, record):
+        self.selected, self.base, self.rtl, self.chunk = selected, base, rtl, chunk
+        self.programs: dict = {}  # (id(layer), geometry key) -> _Program, in first-call order
+        self.calibrating = True
+        self.record = record
+
+    def selects(self, layer) -> bool:
+        return id(layer) in self.selected
+
+    def program(self, layer, product, bias) -> _Program:
+        key = (id(layer), product.key)
+        if key not in self.programs:
+            name = self.selected[id(layer)]
+            ways = sum(k[0] == id(layer) for k in self.programs)
+            codes = np.asarray(product.matrix(np.asarray(layer.codes[...])), np.int32)
+            self.programs[key] = _Program(
+                name=name if ways == 0 else f"{name}#{ways + 1}",
+                fc=hardware.FCLayer(
+                    name=name,
+                    codes=codes,
+                    codebook=np.asarray(layer.codebook[...], np.float32),
+                    bias=np.zeros(codes.shape[0], np.float32)
+                    if bias is None
+                    else np.asarray(product.bias_vector(bias), np.float32),
+                    relu=False,
+                ),
+            )
+        return self.programs[key]
+
+    def _vectors(self, layer, product) -> np.ndarray:
+        if isinstance(product.vectors, jax.core.Tracer):
+            raise UserError(
+                f"run_on_eie: layer {self.selected[id(layer)]!r} was called under a JAX "
+                "transform (jit, vmap, scan); run_on_eie runs the model's forward eagerly"
+            )
+        return np.asarray(product.vectors, np.float32)
+
+    def observe(self, layer, product, bias) -> None:
+        """Calibration pass: keeps the layer's input vectors; the layer goes on in float."""
+        self.program(layer, product, bias).calibration.append(self._vectors(layer, product))
+
+    def __call__(self, layer, product, bias):
+        return jnp.asarray(
+            self.run(self.program(layer, product, bias), self._vectors(layer, product))
+        )
+
+    def run(self, prog: _Program, x: np.ndarray) -> np.ndarray:
+        """x (N, K) through the program's layer on EIE, in fixed-size chunks (one
+        compilation per layer), figures added to the program's LayerFigures."""
+        cfg, enc = prog.cfg, prog.encoded
+        prog.figures.calls += 1
+        outs = []
+        for start in range(0, len(x), self.chunk):
+            part = x[start : start + self.chunk]
+            padded = np.zeros((self.chunk, x.shape[1]), np.float32)
+            padded[: len(part)] = part
+            xs = jnp.asarray(padded)
+            res = eie.simulate_batch(enc, xs, cfg, relu=False, bias=prog.bias)
+            n = len(part)
+            paper = {k: np.asarray(getattr(res, k))[:n] for k in ("total_cycles", "pe_busy",
+                                                                   "load_efficiency")}  # fmt: skip
+            rtl = None
+            if self.rtl:
+                rtl_res = eie.simulate_batch(
+                    enc, xs, cfg.replace(timing="rtl"), relu=False, bias=prog.bias
+                )
+                rtl = {"total_cycles": np.asarray(rtl_res.total_cycles)[:n]}
+            active = np.asarray(fixed_point.quantize(part, cfg.act_frac_bits)) != 0
+            plan = _stream_plan(enc, cfg)
+            events = energy.batch_energy(
+                enc, active, paper["pe_busy"], paper["total_cycles"], cfg, plan
+            )
+            prog.figures.add_runs(active=active, paper=paper, rtl=rtl, events=events)
+            outs.append(np.asarray(res.outputs)[:n])
+            if self.record is not None:
+                runs = dict(inputs=part, outputs=outs[-1], cycles=paper["total_cycles"])
+                if rtl is not None:
+                    runs["rtl_cycles"] = rtl["total_cycles"]
+                self.record.setdefault(prog.name, []).append(runs)
+        return np.concatenate(outs) if outs else np.zeros((0, enc.shape[0]), np.float32)
+
+    def finish_calibration(self, *, headroom_bits: int, bias_correction: bool) -> None:
+        for prog in self.programs.values():
+            x = np.concatenate(prog.calibration)
+            prog.calibration = []
+            cfg = hardware.calibrate([prog.fc], x, self.base, headroom_bits)[0]
+            if bias_correction:
+                prog.fc = hardware.bias_corrected(prog.fc, x, cfg)
+            prog.cfg = cfg
+            prog.encoded = eie.encode(prog.fc.codes, prog.fc.codebook, cfg)
+            prog.bias = jnp.asarray(prog.fc.bias, jnp.float32)
+            prog.figures = LayerFigures.for_layer(prog.name, prog.encoded, cfg)
+        self.calibrating = False
+
+
+def _stream_plan(encoded, cfg):
+    """The DRAM streaming plan when the layer does not fit and DRAM is configured."""
+    if cfg.dram_gbps <= 0:
+        return None
+    try:
+        plan = memory.plan(encoded, cfg)
+    except UserError:  # an Act SRAM too small cannot stream; the figures say it does not fit
+        return None
+    return None if plan.fits else plan
+
+
+# ------------------------------------------------------------------ the entry point
+
+
+def _batches(inputs: tuple, batch_size: int | None):
+    n = len(inputs[0])
+    step = n if not batch_size else batch_size
+    for start in range(0, n, max(step, 1)):
+        yield tuple(x[start : start + step] for x in inputs)
+
+
+def _calibration_batches(calibration, inputs, batch_size):
+    if calibration is None:
+        return list(_batches(inputs, batch_size))
+    if isinstance(calibration, np.ndarray | jax.Array):
+        return list(_batches((calibration,), batch_size))
+    if isinstance(calibration, tuple):
+        return list(_batches(calibration, batch_size))
+    if isinstance(calibration, Iterable):
+        return [b if isinstance(b, tuple) else (b,) for b in calibration]
+    raise UserError(f"run_on_eie: calibration is a {type(calibration).__name__}; "
+                    "give an array, a tuple of arrays or an iterable of input batches")  # fmt: skip
+
+
+def _selected_layers(model, rules) -> dict:
+    """{id(layer): name} of the compressible layers that run on EIE; errors name a layer
+    that is selected but not shared (EIE needs codes)."""
+    rules = check_rules(rules, {"eie"}, "run_on_eie")
+    selected = {}
+    for name, layer in compressible_layers(model):
+        overrides = match_rule(rules, name)
+        on = (
+            getattr(layer, "on_eie", True)
+            if overrides == {}
+            else bool(overrides and overrides.get("eie", True))
+        )
+        if not on:
+            continue
+        if layer.phase != "shared":
+            state = "pruned" if float(jnp.min(layer.mask[...])) == 0.0 else "dense"
+            raise UserError(
+                f"run_on_eie: layer {name!r} is {state} but not shared; EIE needs codes: call "
+                "eie_jax.share_weights first, or leave it on the host with a rule "
+                f"({name!r}, {{'eie': False}})"
+            )
+        selected[id(layer)] = name
+    return selected
+
+
+def run_on_eie(
+    model,
+    *inputs,
+    config: eie.EIEConfig | None = None,
+    calibration=None,
+    batch_size: int | None = 1000,
+    rules=None,
+    bias_correction: bool = False,
+    headroom_bits: int = 1,
+    rtl: bool = True,
+    chunk: int = 256,
+    record: bool = False,
+):
+    """Runs `model(*inputs)` with every selected compressible product on the EIE model.
+
+    Args:
+      model: a model made compressible (`make_compressible`, or built of
+        `layers.MaskedLayer`s) whose selected layers are shared (codes + codebook).
+      inputs: the model's positional inputs; their leading axis is split into batches of
+        `batch_size` (None: one batch), the outputs concatenated along it.
+      config: the EIE design (`EIEConfig()`: the chip's); weight_bits and the fractional
+        bits are set per layer by the calibration.
+      calibration: inputs to fit each layer's fixed-point formats on: an array, a tuple of
+        arrays, or an iterable of input batches (tuples for several inputs). None: the
+        inputs themselves.
+      rules: [(regex, {"eie": bool})] on layer names, overriding the choice made by
+        `make_compressible` (first full match wins).
+      bias_correction: each bias absorbs its layer's mean fixed-point error on the
+        calibration inputs (as `experiments.generate` does).
+      rtl: also count cycles under the reference simulator's timing (a second run).
+      chunk: activation vectors per EIE call (a layer compiles once for this size).
+      record: keep each layer's runs in `report.recorded[name]`: inputs (N, K), outputs
+        (N, M), cycles (N,) and rtl_cycles (N,).
+
+    Returns:
+      (outputs, EIEReport): the forward's outputs (concatenated over batches) and the
+      per-layer figures. `report.programs[name]` holds each layer's FCLayer (codes in W's
+      layout, codebook, bias as run) and its calibrated EIEConfig.
+    """
+    base = eie.EIEConfig() if config is None else config
+    if not isinstance(base, eie.EIEConfig):
+        raise UserError(f"run_on_eie: config is a {type(base).__name__}; give an EIEConfig")
+    if not inputs:
+        raise UserError("run_on_eie: no inputs; call run_on_eie(model, x, ...)")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise UserError(f"run_on_eie: batch_size={batch_size!r}; allowed: an int >= 1 or None")
+    if not isinstance(chunk, int) or chunk < 1:
+        raise UserError(f"run_on_eie: chunk={chunk!r}; allowed: an int >= 1")
+    selected = _selected_layers(model, rules)
+    recorded = {} if record else None
+    fn = _Interceptor(selected, base, rtl=rtl, chunk=chunk, record=recorded)
+    with intercept(fn):
+        for batch in _calibration_batches(calibration, inputs, batch_size):
+            model(*batch)
+        if not fn.programs:
+            raise UserError("run_on_eie: the forward called no layer selected to run on EIE")
+        fn.finish_calibration(headroom_bits=headroom_bits, bias_correction=bias_correction)
+        outputs = [model(*batch) for batch in _batches(inputs, batch_size)]
+    outputs = jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
+    programs = {p.name: (p.fc, p.cfg) for p in fn.programs.values()}
+    recorded = {
+        name: {k: np.concatenate([r[k] for r in runs]) for k in runs[0]}
+        for name, runs in (recorded or {}).items()
+    }
+    report = EIEReport(
+        layers=[p.figures for p in fn.programs.values() if p.figures.calls],
+        num_inputs=len(inputs[0]),
+        config=base,
+        programs=programs,
+        recorded=recorded,
+    )
+    return outputs, report
