@@ -69,6 +69,7 @@ def get_config(arg=None):
         fifo_depth=8,
         index_bits=4,
         clock_mhz=800.0,
+        layers=r"fc\d+",  # regex (re.fullmatch) of the layers EIE runs; the rest: host float
         batch_size=2000,  # test inputs per simulate_batch call
         calibration_size=5000,  # training examples that set the fixed-point ranges
         headroom_bits=1,

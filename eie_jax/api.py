@@ -20,12 +20,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from eie_jax import prune, share, storage
 from eie_jax.compressible import check_rules, match_rule
 from eie_jax.errors import UserError
-from eie_jax.layers import apply_masks, compressible_layers
+from eie_jax.layers import Optimizer, apply_masks, compressible_layers
 from eie_jax.prune.schedules import Schedule, cubic_sparsity, gradual
 
 
@@ -112,23 +111,6 @@ def share_weights(
         layer.share(codebook, codes, trainable=trainable)
         done[name] = b
     return done
-
-
-class Optimizer(nnx.Optimizer):
-    """`nnx.Optimizer(model, tx, wrt=nnx.Param)` whose update re-applies every mask.
-
-    After each update kernel <- kernel * mask, so momentum and weight decay cannot revive
-    a pruned weight: pruned weights stay exactly 0 (Han et al. 2015). Build a new one
-    after `share_weights` (the kernel Params are replaced by codebooks).
-    """
-
-    def __init__(self, model, tx, *, wrt=nnx.Param):
-        super().__init__(model, tx, wrt=wrt)
-
-    def update(self, model, grads, /, **kwargs):
-        out = super().update(model, grads, **kwargs)
-        apply_masks(model)
-        return out
 
 
 def storage_report(

@@ -30,11 +30,12 @@ import time
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from absl import logging
 from flax import nnx
 
-from eie_jax import checkpoint, compare_report, data, eie, hardware, models, pipeline, share
+from eie_jax import checkpoint, compare_report, data, eie, hardware, models, on_eie, pipeline, share
 from eie_jax import workdir as workdir_lib
 from eie_jax.eie import fixed_point, metrics
 from eie_jax.layers import compressible_layers
@@ -121,27 +122,42 @@ def _restore(config, path):
 
 
 def eie_inputs(model, dataset, report) -> list[tuple[hardware.FCLayer, eie.EIEConfig, np.ndarray]]:
-    """[(layer, its EIE config, which inputs are nonzero (B, K))] of the FC stack, test set.
+    """[(layer, its EIE config, which inputs are nonzero (B, K))] of the layers EIE ran.
 
-    The inputs are the ones EIE sees: the first layer's in 16-bit fixed point, each later
-    one the fixed-point output of the layer before (hardware.fixed_point_forward, which
-    equals EIE's outputs bit for bit), with the fractional bits the run calibrated
-    (report['layers'][name]). Which inputs are nonzero does not depend on the PE count.
+    The inputs are the ones EIE sees: the model's own forward over the test set with each
+    EIE layer in fixed point (`on_eie.run_fixed_point`, which equals EIE's outputs bit for
+    bit), with the fractional bits the run calibrated (report['layers'][name]), in the
+    order the forward calls them. Which inputs are nonzero does not depend on the PE count.
     """
     base = eie.EIEConfig.from_dict(report["eie_config"])
-    h = pipeline.fc_input(model, dataset.test.images)
-    out = []
-    for layer in pipeline.fc_stack(model):
-        entry = report["layers"][layer.name]
+    programs = {}
+    for name, layer in compressible_layers(model):
+        entry = report["layers"].get(name, {})
+        if "act_frac_bits" not in entry:
+            continue
+        fc = hardware.FCLayer(
+            name=name,
+            codes=np.asarray(layer.hardware_codes()),
+            codebook=np.asarray(layer.codebook[...]),
+            bias=np.asarray(layer.bias[...]),
+            relu=False,
+        )
         cfg = base.replace(
-            weight_bits=layer.weight_bits,
+            weight_bits=fc.weight_bits,
             act_frac_bits=entry["act_frac_bits"],
             weight_frac_bits=entry["weight_frac_bits"],
         )
-        out.append(
-            (layer, cfg, np.asarray(fixed_point.quantize(jnp.asarray(h), cfg.act_frac_bits)) != 0)
-        )
-        h = hardware.fixed_point_forward([layer], h, [cfg])
+        programs[name] = (fc, cfg)
+    run_config = ml_collections.ConfigDict(report["config"])
+    _, recorded = on_eie.run_fixed_point(
+        model, dataset.test.images, programs=programs, batch_size=run_config.eie.batch_size,
+        rules=pipeline.eie_rules(run_config), record=True,
+    )  # fmt: skip
+    out = []
+    for name, runs in recorded.items():
+        fc, cfg = programs[name]
+        active = np.asarray(fixed_point.quantize(jnp.asarray(runs["inputs"]), cfg.act_frac_bits))
+        out.append((fc, cfg, active != 0))
     return out
 
 
@@ -227,10 +243,10 @@ def evaluate_run(run_config, ckpt_dir, report, dataset, num_pes) -> dict:
     broadcasts = [float(active.sum(axis=1).mean()) for _, _, active in inputs]
     clock = run_config.eie.clock_mhz
     hw = pipeline.stage_result(ckpt_dir, "4_eie")  # the typed EIE stage result
-    on_eie = {str(num_pes[0]): eie_summary(hw.runs, broadcasts, clock)}
+    by_pes = {str(num_pes[0]): eie_summary(hw.runs, broadcasts, clock)}
     for n in num_pes[1:]:
         runs = [cycles_on(layer, cfg.replace(num_pes=n), active) for layer, cfg, active in inputs]
-        on_eie[str(n)] = eie_summary(runs, broadcasts, clock)
+        by_pes[str(n)] = eie_summary(runs, broadcasts, clock)
 
     pruned = os.path.join(ckpt_dir, "2_pruned")
     row = dict(
@@ -245,7 +261,7 @@ def evaluate_run(run_config, ckpt_dir, report, dataset, num_pes) -> dict:
         compression_ratio=report["compression_ratio"],
         compression_ratio_pq=report["compression_ratio_pq"],
         broadcasts=broadcasts,
-        eie=on_eie,
+        eie=by_pes,
     )
     if pipeline.share_method(run_config) == "linear":
         row["per_channel_int4_accuracy"] = per_channel_int4_accuracy(

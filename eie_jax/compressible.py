@@ -171,7 +171,8 @@ class Compressible(MaskedLayer):
                 fn.observe(self, product_of(op_args, op_kwargs), bias)
                 return self._float_op()(*op_args, **op_kwargs)
 
-            return base(_View(view, **self._ops(observed)), *args, **kwargs)
+            out = base(_View(view, **self._ops(observed)), *args, **kwargs)
+            return products.observed(fn, self, out)
 
         def replaced(*op_args, **op_kwargs):
             product = product_of(op_args, op_kwargs)

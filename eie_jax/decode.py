@@ -25,7 +25,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from eie_jax import eie, hardware
+from eie_jax import eie, hardware, on_eie
 from eie_jax.eie import energy, fixed_point, memory
 from eie_jax.errors import UserError
 from eie_jax.layers import compressible_layers
@@ -65,8 +65,7 @@ def calibrate(model, layers: dict, ids, base: eie.EIEConfig, *, bias_correction:
     With bias_correction, each layer's bias also absorbs the mean error of its fixed-point
     product on those inputs (`hardware.bias_corrected`).
     """
-    record = {}
-    model(jax.numpy.asarray(ids), record)
+    record = on_eie.record_inputs(model, jax.numpy.asarray(ids))
     cfgs, out = {}, {}
     for name, layer in layers.items():
         x = record[name]

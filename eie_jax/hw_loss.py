@@ -31,13 +31,14 @@ near 0.1-1 weigh it like the cross entropy.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import jax
 import jax.numpy as jnp
 
-from eie_jax import eie, models
+from eie_jax import eie, products
 from eie_jax.errors import UserError
-from eie_jax.layers import MaskedLinear, to_hardware
+from eie_jax.layers import MaskedLayer, compressible_layers
 
 DEFAULTS = dict(
     weight=0.0,  # 0: off (nothing is traced, training costs what it did)
@@ -59,6 +60,7 @@ class HWLoss:
     temperature: float
     keep_temperature: float
     act_temperature: float
+    layers: str = ".*"  # regex (re.fullmatch) of the layers EIE runs (config.eie.layers)
 
     @classmethod
     def from_config(cls, config) -> HWLoss | None:
@@ -95,6 +97,7 @@ class HWLoss:
             temperature=float(s["temperature"]),
             keep_temperature=float(s["keep_temperature"]),
             act_temperature=float(s["act_temperature"]),
+            layers=config.get("eie", {}).get("layers", ".*"),
         )
 
 
@@ -110,23 +113,47 @@ def settings(config) -> dict:
     return {**DEFAULTS, **given}
 
 
-def fc_layers(model) -> list[tuple[str, MaskedLinear]]:
-    """The FC layers EIE runs, in the model's declared forward order (`models.eie_layers`)."""
-    return [(name, layer) for name, layer, _ in models.eie_layers(model)]
+class _Recorder:
+    """Sees, in the model's own forward (traced under jit), the inputs and outputs of the
+    layers whose names fully match `pattern`."""
+
+    calibrating = True
+
+    def __init__(self, model, pattern: str):
+        self.names = {id(m): n for n, m in compressible_layers(model) if re.fullmatch(pattern, n)}
+        self.calls = []
+
+    def selects(self, layer) -> bool:
+        return id(layer) in self.names
+
+    def observe(self, layer, product, bias) -> None:
+        self.calls.append([layer, product.vectors, None])
+
+    def observed(self, layer, output) -> None:
+        self.calls[-1][2] = output.reshape(-1, output.shape[-1])
 
 
-def fc_inputs(model, images):
-    """[(layer, input, pre-activation of that input or None)] for every FC layer.
+def hw_layers(model, spec: HWLoss) -> list[tuple[str, MaskedLayer]]:
+    """The layers EIE runs (names matching `spec.layers`), in natural name order."""
+    return [(n, m) for n, m in compressible_layers(model) if re.fullmatch(spec.layers, n)]
 
-    Walks the FC stack as EIE runs it (`models.eie_layers`): the first layer sees
-    model.fc_input(images), each later one the previous layer's output, after its ReLU
-    when the model declares one (pre is None where no ReLU sits before the input).
+
+def layer_inputs(model, images, spec: HWLoss):
+    """[(layer, input (N, K), pre-activation of that input or None)] for every layer EIE
+    runs, in the order the model's own forward calls them.
+
+    The previous EIE layer's output stands for the pre-activation of a layer's input when
+    their shapes match (a ReLU between them, as in the shipped models); otherwise None
+    (the first layer, or one fed by host layers).
     """
-    h, pre, out = model.fc_input(images), None, []
-    for _, layer, relu in models.eie_layers(model):
+    recorder = _Recorder(model, spec.layers)
+    with products.intercept(recorder):
+        model(images)
+    out, previous = [], None
+    for layer, h, y in recorder.calls:
+        pre = previous if previous is not None and previous.shape == h.shape else None
         out.append((layer, h, pre))
-        y = layer(h)
-        h, pre = (jax.nn.relu(y), y) if relu else (y, None)
+        previous = y
     return out
 
 
@@ -139,16 +166,16 @@ def activation_prob(h, pre, act_temperature: float):
     return hard + soft - jax.lax.stop_gradient(soft)
 
 
-def broadcast_cycles(model) -> int:
+def broadcast_cycles(model, spec: HWLoss) -> int:
     """sum_l K_l: one cycle per input of every FC layer (the normaliser of the loss)."""
-    return sum(layer.in_features for _, layer in fc_layers(model))
+    return sum(layer.to_matrix(layer.mask[...]).shape[1] for _, layer in hw_layers(model, spec))
 
 
 def layer_cycles(model, images, spec: HWLoss):
     """[expected EIE cycles of each FC layer on this batch], differentiable."""
     cycles = []
-    for layer, h, pre in fc_inputs(model, images):
-        keep = to_hardware(layer.keep_prob(spec.keep_temperature))  # (M, K)
+    for layer, h, pre in layer_inputs(model, images, spec):
+        keep = layer.to_matrix(layer.keep_prob(spec.keep_temperature))  # (M, K)
         act = activation_prob(h, pre, spec.act_temperature)
         cycles.append(eie.expected_cycles(keep, act, spec.eie, spec.temperature))
     return cycles
@@ -156,4 +183,4 @@ def layer_cycles(model, images, spec: HWLoss):
 
 def hardware_loss(model, images, spec: HWLoss):
     """Expected EIE cycles of the FC stack on this batch / `broadcast_cycles` (unweighted)."""
-    return sum(layer_cycles(model, images, spec)) / broadcast_cycles(model)
+    return sum(layer_cycles(model, images, spec)) / broadcast_cycles(model, spec)

@@ -299,7 +299,7 @@ class MaskedLinear(MaskedLayer):
         product = products.dot_general_product(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
         if fn.calibrating:
             fn.observe(self, product, products.bias_of(self))
-            return x @ kernel + self.bias[...]
+            return products.observed(fn, self, x @ kernel + self.bias[...])
         return product.output(fn(self, product, products.bias_of(self)))
 
 
@@ -340,7 +340,8 @@ class MaskedConv(MaskedLayer):
                 return product.output(fn(self, product, products.bias_of(self)))
             fn.observe(self, product, products.bias_of(self))
         y = jax.lax.conv_general_dilated(x, kernel, *args, dimension_numbers=numbers)
-        return y + self.bias[...]
+        y = y + self.bias[...]
+        return y if fn is None else products.observed(fn, self, y)
 
 
 def _natural_key(path):
@@ -377,3 +378,21 @@ def apply_masks(model) -> None:
     """
     for _, layer in compressible_layers(model):
         layer.apply_mask()
+
+
+class Optimizer(nnx.Optimizer):
+    """`nnx.Optimizer(model, tx, wrt=nnx.Param)` whose update re-applies every mask.
+
+    After each update kernel <- kernel * mask (`apply_masks`), so momentum and weight
+    decay cannot revive a pruned weight: pruned weights stay exactly 0 (Han et al. 2015).
+    Build a new one after weight sharing (the kernel Params are replaced by codebooks).
+    This is the one optimizer wrapper of the project: the training loops build theirs here.
+    """
+
+    def __init__(self, model, tx, *, wrt=nnx.Param):
+        super().__init__(model, tx, wrt=wrt)
+
+    def update(self, model, grads, /, **kwargs):
+        out = super().update(model, grads, **kwargs)
+        apply_masks(model)
+        return out

@@ -1,9 +1,9 @@
 """Character language models: training, evaluation in nats per character, gradual pruning,
 and dense checkpoints (orbax), for the W4A16 study (experiments/lm_compress.py).
 
-Training samples contiguous windows (text.train_batch) and runs AdamW as `nnx.Optimizer(model, tx,
-wrt=nnx.Param)`, its rate set every step from a time budget; masks are re-applied after every
-update (layers.apply_masks), so pruned weights stay zero. Pruning is Zhu & Gupta's
+Training samples contiguous windows (text.train_batch) and runs AdamW through
+`layers.Optimizer` (masks re-applied after every update, so pruned weights stay zero), its
+rate set every step from a time budget. Pruning is Zhu & Gupta's
 gradual cubic schedule (prune.gradual) with the magnitude rules of prune.prune_model,
 as the 'gradual' schedule of eie_jax/prune does for image data.
 """
@@ -22,9 +22,9 @@ import orbax.checkpoint as ocp
 from absl import logging
 from flax import nnx
 
-from eie_jax import models, prune, text
+from eie_jax import models, on_eie, prune, text
 from eie_jax.errors import UserError
-from eie_jax.layers import apply_masks, compressible_layers
+from eie_jax.layers import Optimizer, compressible_layers
 
 LM_MODELS = ("char_transformer", "char_lstm")
 
@@ -51,8 +51,7 @@ def _loss(model, inputs, targets):
 @nnx.jit
 def _train_step(model, optimizer, inputs, targets):
     loss, grads = nnx.value_and_grad(_loss)(model, inputs, targets)
-    optimizer.update(model, grads)
-    apply_masks(model)  # Adam's moments must not revive pruned weights
+    optimizer.update(model, grads)  # re-applies the masks (layers.Optimizer)
     return loss
 
 
@@ -76,7 +75,7 @@ def _optimizer(model, learning_rate, weight_decay):
     tx = optax.inject_hyperparams(optax.adamw)(
         learning_rate=learning_rate, weight_decay=weight_decay
     )
-    return nnx.Optimizer(model, tx, wrt=nnx.Param)
+    return Optimizer(model, tx)  # masks re-applied after every update
 
 
 def learning_rate_at(base: float, progress: float, step: int, warmup: int) -> float:
@@ -152,13 +151,11 @@ def prune_gradually(model, corpus, config, sparsity: float, *, seed=0) -> dict:
 
 def calibration_inputs(model, corpus, config) -> dict[str, np.ndarray]:
     """Every MaskedLinear's inputs (N, in) on config.quantize.calibration_windows training
-    windows (the models store them when called with a `record` dict)."""
+    windows, from the model's own forward (`on_eie.record_inputs`)."""
     rng = np.random.default_rng(config.seed + 1)
     n = config.quantize.calibration_windows
     inputs, _ = text.train_batch(corpus.train, n, config.data.context, rng)
-    record = {}
-    model(jnp.asarray(inputs), record)
-    return {name: np.asarray(x) for name, x in record.items()}
+    return on_eie.record_inputs(model, jnp.asarray(inputs))
 
 
 # ------------------------------------------------------------------ checkpoints

@@ -443,10 +443,7 @@ def run_on_eie(
         outputs = [model(*batch) for batch in _batches(inputs, batch_size)]
     outputs = jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
     programs = {p.name: (p.fc, p.cfg) for p in fn.programs.values()}
-    recorded = {
-        name: {k: np.concatenate([r[k] for r in runs]) for k in runs[0]}
-        for name, runs in (recorded or {}).items()
-    }
+    recorded = _stacked(recorded or {})
     report = EIEReport(
         layers=[p.figures for p in fn.programs.values() if p.figures.calls],
         num_inputs=len(inputs[0]),
@@ -455,3 +452,76 @@ def run_on_eie(
         recorded=recorded,
     )
     return outputs, report
+
+
+class _FixedPoint(_Interceptor):
+    """Every selected product in EIE's fixed point computed densely
+    (`hardware.fixed_point_forward`), with the layers and formats of an EIE run."""
+
+    def __init__(self, selected: dict, programs: dict, record):
+        super().__init__(selected, eie.EIEConfig(), rtl=False, chunk=1, record=record)
+        self.given, self.calibrating = programs, False
+
+    def run(self, prog: _Program, x: np.ndarray) -> np.ndarray:
+        if prog.name not in self.given:
+            raise UserError(f"run_fixed_point: no program for layer {prog.name!r}")
+        fc, cfg = self.given[prog.name]
+        out = hardware.fixed_point_forward([fc], x, [cfg])
+        if self.record is not None:
+            self.record.setdefault(prog.name, []).append(dict(inputs=x, outputs=out))
+        return out
+
+
+def run_fixed_point(model, *inputs, programs: dict, batch_size: int | None = 1000, rules=None,
+                    record: bool = False):  # fmt: skip
+    """The model's own forward with each product of an EIE run (`EIEReport.programs`:
+    {name: (FCLayer, EIEConfig)}) in EIE's fixed point, computed densely: the independent
+    oracle of `run_on_eie`'s outputs (equal bit for bit). Returns (outputs, recorded):
+    recorded[name] holds each layer's inputs (N, K) and outputs (N, M) when `record`."""
+    selected = _selected_layers(model, rules)
+    recorded = {} if record else None
+    fn = _FixedPoint(selected, programs, recorded)
+    with intercept(fn):
+        outputs = [model(*batch) for batch in _batches(inputs, batch_size)]
+    outputs = jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
+    return outputs, _stacked(recorded or {})
+
+
+def _stacked(recorded: dict) -> dict:
+    return {
+        name: {k: np.concatenate([r[k] for r in runs]) for k in runs[0]}
+        for name, runs in recorded.items()
+    }
+
+
+class _InputRecorder:
+    """Keeps the input vectors of every selected product the forward calls (eagerly)."""
+
+    calibrating = True
+
+    def __init__(self, selected: dict):
+        self.selected, self.inputs = selected, {}
+
+    def selects(self, layer) -> bool:
+        return id(layer) in self.selected
+
+    def observe(self, layer, product, bias) -> None:
+        vectors = np.asarray(product.vectors, np.float32)
+        self.inputs.setdefault(self.selected[id(layer)], []).append(vectors)
+
+
+def record_inputs(model, *inputs, rules=None) -> dict[str, np.ndarray]:
+    """{layer name: its input vectors (N, K)} of every compressible product the model's own
+    forward calls on `inputs` (run eagerly; a layer called several times: its calls
+    concatenated in call order), e.g. the calibration inputs of GPTQ / AWQ. rules:
+    [(regex, {"eie": bool})] as in run_on_eie; the layers need not be shared."""
+    rules = check_rules(rules, {"eie"}, "record_inputs")
+    selected = {}
+    for name, layer in compressible_layers(model):
+        overrides = match_rule(rules, name)
+        if overrides is not None and overrides.get("eie", True):
+            selected[id(layer)] = name
+    recorder = _InputRecorder(selected)
+    with intercept(recorder):
+        model(*inputs)
+    return {name: np.concatenate(xs) for name, xs in recorder.inputs.items()}

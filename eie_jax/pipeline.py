@@ -22,9 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
-from flax import nnx
 
-from eie_jax import checkpoint, data, hardware, hw_loss, models, prune, share, storage
+from eie_jax import checkpoint, data, hardware, hw_loss, on_eie, prune, share, storage
 from eie_jax import workdir as workdirs
 from eie_jax.layers import compressible_layers
 from eie_jax.report import to_markdown
@@ -169,49 +168,48 @@ def storage_report(model, config) -> storage.CompressionReport:
     return storage.CompressionReport(rows)
 
 
-def fc_stack(model) -> list[hardware.FCLayer]:
-    """The compressed FC layers EIE runs, in hardware form, in the model's declared order."""
-    return [
-        hardware.FCLayer(
-            name=name,
-            codes=np.asarray(layer.hardware_codes()),
-            codebook=np.asarray(layer.codebook[...]),
-            bias=np.asarray(layer.bias[...]),
-            relu=relu,
-        )
-        for name, layer, relu in models.eie_layers(model)
-    ]
-
-
-@nnx.jit
-def _fc_input(model, images):
-    return model.fc_input(images)
-
-
-def fc_input(model, images, batch_size: int = 2000) -> np.ndarray:
-    """What the model's first EIE layer sees for every image, as one NumPy array."""
-    return np.concatenate(
-        [
-            np.asarray(_fc_input(model, jnp.asarray(images[s : s + batch_size])))
-            for s in range(0, len(images), batch_size)
-        ]
-    )
+def eie_rules(config) -> list:
+    """The layers EIE runs: those whose name fully matches config.eie.layers; the rest of
+    the forward (LeNet-5's convolutions, pooling, activations) runs on the host in float."""
+    return [(config.eie.layers, {"eie": True}), (".*", {"eie": False})]
 
 
 def eie_stage(model, dataset, config) -> EIEResult:
-    """Runs every FC layer on EIE over the whole test set; calibrates on training data."""
-    layers = fc_stack(model)
-    calib = fc_input(model, dataset.train.images[: config.eie.calibration_size])
-    cfgs = hardware.calibrate(layers, calib, eie_config(config), config.eie.headroom_bits)
-    x_test = fc_input(model, dataset.test.images)
-    logits, runs = hardware.run_on_eie(layers, x_test, cfgs, config.eie.batch_size)
-    reference = hardware.fixed_point_forward(layers, x_test, cfgs)
+    """The model's own forward over the whole test set with the layers config.eie.layers
+    names on EIE (`on_eie.run_on_eie`, formats calibrated on training data), and the same
+    forward with those products in fixed point computed densely (the oracle)."""
+    batch = config.eie.batch_size
+    logits, report = on_eie.run_on_eie(
+        model, dataset.test.images, config=eie_config(config),
+        calibration=dataset.train.images[: config.eie.calibration_size], batch_size=batch,
+        chunk=batch, rules=eie_rules(config), headroom_bits=config.eie.headroom_bits, rtl=False,
+    )  # fmt: skip
+    reference, _ = on_eie.run_fixed_point(
+        model, dataset.test.images, programs=report.programs, batch_size=batch,
+        rules=eie_rules(config),
+    )  # fmt: skip
     labels = np.asarray(dataset.test.labels)
+    logits, reference = np.asarray(logits), np.asarray(reference)
     return EIEResult(
         accuracy=float(np.mean(np.argmax(logits, -1) == labels)),
         fixed_point_accuracy=float(np.mean(np.argmax(reference, -1) == labels)),
         equals_fixed_point=bool(np.array_equal(logits, reference)),
-        runs=runs,
+        runs=[layer_run(f, config.eie.clock_mhz) for f in report.layers],
+    )
+
+
+def layer_run(figures, clock_mhz: float) -> hardware.LayerRun:
+    """A layer's figures as the run's report holds them: means per test input."""
+    cycles = figures.per_vector(figures.cycles)
+    return hardware.LayerRun(
+        name=figures.name,
+        cycles=cycles,
+        time_us=cycles / clock_mhz,
+        load_efficiency=figures.load_efficiency,
+        num_entries=figures.entries,
+        num_padding=figures.padding,
+        act_frac_bits=figures.act_frac_bits,
+        weight_frac_bits=figures.weight_frac_bits,
     )
 
 

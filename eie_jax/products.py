@@ -10,9 +10,11 @@ its im2col patch (input channels major, then the window, as
 over the groups.
 
 `intercept(fn)` makes every layer that `fn.selects(layer)` hand its products to `fn`:
-`fn.observe(layer, product, bias)` while `fn.calibrating` (the layer goes on in float),
-else `fn(layer, product, bias) -> (N, M)` outputs, bias included, in place of the float
-product. `eie_jax.on_eie.run_on_eie` is the interceptor that runs them on EIE.
+`fn.observe(layer, product, bias)` while `fn.calibrating` (the layer goes on in float,
+and `fn.observed(layer, output)` sees its output when `fn` has that method), else
+`fn(layer, product, bias) -> (N, M)` outputs, bias included, in place of the float
+product. Observing works under jit too (the vectors are then traced).
+`eie_jax.on_eie.run_on_eie` is the interceptor that runs them on EIE.
 """
 
 from __future__ import annotations
@@ -187,6 +189,13 @@ def interceptor_for(layer):
 
 
 def bias_of(layer):
-    """A layer's bias as float32 NumPy, or None."""
+    """A layer's bias array (traced under jit), or None."""
     bias = getattr(layer, "bias", None)
-    return None if bias is None else np.asarray(bias[...], np.float32)
+    return None if bias is None else bias[...]
+
+
+def observed(fn, layer, output):
+    """Hands a calibrating interceptor the layer's float output; returns the output."""
+    if hasattr(fn, "observed"):
+        fn.observed(layer, output)
+    return output

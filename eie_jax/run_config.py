@@ -6,6 +6,8 @@ and the value given, so that a mistake costs nothing: no stage has run yet.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from flax import nnx
 
@@ -76,6 +78,16 @@ def validate_config(config) -> None:
     for key in ("batch_size", "calibration_size"):
         need(f"eie.{key}", lambda v: integer(v) and v > 0, "an int > 0")
     need("eie.headroom_bits", lambda v: integer(v) and v >= 0, "an int >= 0")
+    need("eie.layers", lambda v: _regex(v) and any(re.fullmatch(v, n) for n in model_layers),
+         f"a regex that fully matches some of the layers {model_layers}")  # fmt: skip
+
+
+def _regex(value) -> bool:
+    try:
+        re.compile(value)
+    except (re.error, TypeError):
+        return False
+    return isinstance(value, str)
 
 
 def eie_config(config) -> eie.EIEConfig:

@@ -14,7 +14,7 @@ from absl import logging
 from flax import nnx
 
 from eie_jax import data, hw_loss
-from eie_jax.layers import apply_masks, compressible_layers
+from eie_jax.layers import Optimizer, compressible_layers
 
 
 def _optimizer(model, learning_rate, config, total_steps):
@@ -28,7 +28,7 @@ def _optimizer(model, learning_rate, config, total_steps):
             optax.add_decayed_weights(config.train.weight_decay),
             optax.sgd(learning_rate, momentum=0.9),
         )
-    return nnx.Optimizer(model, tx, wrt=nnx.Param)
+    return Optimizer(model, tx)  # masks re-applied after every update
 
 
 def _loss(model, images, labels, teacher_logits, weights, hw=None):
@@ -53,9 +53,7 @@ def _loss(model, images, labels, teacher_logits, weights, hw=None):
 @nnx.jit(static_argnames=("hw",))
 def _train_step(model, optimizer, images, labels, teacher_logits, weights, hw=None):
     loss, grads = nnx.value_and_grad(_loss)(model, images, labels, teacher_logits, weights, hw)
-    optimizer.update(model, grads)
-    # Adam's moments and weight decay would revive pruned weights: mask after every update.
-    apply_masks(model)
+    optimizer.update(model, grads)  # re-applies the masks (layers.Optimizer)
     return loss
 
 

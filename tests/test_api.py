@@ -17,6 +17,7 @@ import eie_jax
 from eie_jax import eie
 from eie_jax.compressible import Compressible
 from eie_jax.errors import UserError
+from eie_jax.layers import compressible_layers
 from tests.oracle import eie_oracle
 
 SMALL = eie.EIEConfig(num_pes=4, fifo_depth=2)
@@ -330,3 +331,27 @@ def test_batch_energy_equals_layer_energy_per_input():
         for event, value in single.breakdown_uj.items():
             assert batch[event][i] == pytest.approx(value, rel=1e-12, abs=1e-15)
         assert batch["useful_macs"][i] == single.useful_macs
+
+
+@pytest.mark.parametrize("name", ["char_transformer", "char_lstm"])
+def test_char_models_run_on_eie_through_their_own_forward(name):
+    from eie_jax import models, on_eie
+
+    sizes = dict(
+        char_transformer=dict(context=8, d_model=16, num_layers=1, num_heads=2, d_mlp=32),
+        char_lstm=dict(embed_dim=8, hidden=12, num_layers=2),
+    )[name]
+    model = models.get_model(name, rngs=nnx.Rngs(0), vocab_size=11, **sizes)
+    ids = jnp.asarray(np.random.default_rng(0).integers(0, 11, (3, 8)), jnp.int32)
+    eie_jax.prune_weights(model, 0.5)
+    eie_jax.share_weights(model, 4)
+    out, report = eie_jax.run_on_eie(model, ids, config=SMALL, record=True, rtl=False)
+    names = {f.name for f in report.layers}
+    assert names == {n for n, _ in compressible_layers(model)}
+    if name == "char_lstm":  # the cell is called once per step: 8 calls of 3 vectors
+        assert report["cells.0"].calls == 8 and report["cells.0"].vectors == 24
+    _check_against_oracle(report, vectors=2)
+    reference, _ = on_eie.run_fixed_point(model, ids, programs=report.programs)
+    np.testing.assert_array_equal(out, reference)  # EIE equals the dense fixed point
+    agree = np.mean(np.argmax(out, -1) == np.argmax(model(ids), -1))
+    assert agree >= 0.9

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from configs import char_transformer
-from eie_jax import decode, decode_run, eie
+from eie_jax import decode, decode_run, eie, on_eie
 from eie_jax.layers import compressible_layers
 from eie_jax.models import char_lstm
 from eie_jax.models import char_transformer as tf_model
@@ -113,8 +113,7 @@ def test_bias_correction_cancels_the_truncation_drift():
     base = eie.EIEConfig(8)
     cfgs, plain = decode.calibrate(model, layers, ids, base, bias_correction=False)
     _, fixed = decode.calibrate(model, layers, ids, base)
-    record = {}
-    model(jax.numpy.asarray(ids), record)
+    record = on_eie.record_inputs(model, jax.numpy.asarray(ids))
     name = "blocks.0.down"  # 64 inputs, about 32 nonzero weights per row
     x, cfg = record[name], cfgs[name]
     lsb = 2.0**-cfg.act_frac_bits

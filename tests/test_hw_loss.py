@@ -10,7 +10,6 @@ from flax import nnx
 from configs import lenet_300_100
 from eie_jax import eie, hw_loss, layers
 from eie_jax.layers import MaskedLinear
-from eie_jax.models import EIELayer
 
 
 class _Toy(nnx.Module):
@@ -18,13 +17,11 @@ class _Toy(nnx.Module):
 
     def __init__(self, sizes, *, rngs):
         self.fc1 = MaskedLinear(sizes[0], sizes[1], rngs=rngs)
-        self.EIE_LAYERS = (EIELayer("fc1", relu=len(sizes) > 2),)
-        if len(sizes) > 2:
-            self.fc2 = MaskedLinear(sizes[1], sizes[2], rngs=rngs)
-            self.EIE_LAYERS += (EIELayer("fc2", relu=False),)
+        self.fc2 = MaskedLinear(sizes[1], sizes[2], rngs=rngs) if len(sizes) > 2 else None
 
-    def fc_input(self, x):
-        return x
+    def __call__(self, x):
+        y = self.fc1(x)
+        return y if self.fc2 is None else self.fc2(jax.nn.relu(y))
 
 
 def _spec(**kw):

@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 
 from configs import char_lstm, char_transformer
-from eie_jax import lm, text
+from eie_jax import lm, on_eie, text
 from eie_jax.layers import MaskedLinear, compressible_layers
 from eie_jax.models import char_lstm as lstm_module
 from eie_jax.models import char_transformer as tf_module
@@ -35,8 +35,8 @@ def small(name, seed=0):
 def test_every_matrix_is_masked_and_recorded(name):
     model = small(name)
     ids = jnp.asarray(np.random.default_rng(0).integers(0, 11, (3, 12)), jnp.int32)
-    record = {}
-    logits = model(ids, record)
+    logits = model(ids)
+    record = on_eie.record_inputs(model, ids)  # the model's own forward, each product seen
     assert logits.shape == (3, 12, 11)
     layers = dict(compressible_layers(model))
     assert set(record) == set(layers)  # GPTQ / AWQ calibrate every MaskedLinear

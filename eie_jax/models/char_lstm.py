@@ -5,10 +5,9 @@ over [x_t; h_{t-1}] -> 4H plus its bias: EIE's NT-LSTM layout (ISCA 2016, Table 
 1201 x 2400) is this matrix with the bias as one more input column fed a constant 1, so
 pruning, sharing and EIE see one matrix per layer. The embedding stays dense.
 
-The input half of the product, x_t @ W[:E], is computed for all time steps at once and
-the recurrent half, h_{t-1} @ W[E:], inside a `lax.scan` over time; the sum is
-[x_t; h_{t-1}] @ W. `model(ids, record)` stores each MaskedLinear's inputs (N, in)
-under its layer name for GPTQ / AWQ calibration, as the transformer does.
+The cell layer is called once per time step, so whatever intercepts its products
+(`eie_jax.run_on_eie`, `on_eie.record_inputs`) sees every step: under a JAX transform
+(training, jit) the steps are a `lax.scan`; called eagerly, a Python loop over time.
 """
 
 from __future__ import annotations
@@ -21,21 +20,28 @@ from eie_jax.layers import MaskedLinear
 from eie_jax.models import register
 
 
-def _lstm_scan(xw, w_h, bias, hidden):
-    """Runs one LSTM layer: xw (B, T, 4H) = x @ W[:E]; returns h (B, T, H)."""
-    b = xw.shape[0]
+def _lstm_step(cell, hidden, carry, x_t):
+    """One step of one layer: (h, c), x_t (B, E) -> (h, c), h."""
+    h, c = carry
+    gates = cell(jnp.concatenate([x_t, h], axis=-1))
+    i, f, g, o = jnp.split(gates, 4, axis=-1)
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    return (h, c), h
 
-    def step(carry, xw_t):
-        h, c = carry
-        gates = xw_t + h @ w_h + bias
-        i, f, g, o = jnp.split(gates, 4, axis=-1)
-        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
-        return (h, c), h
 
-    zeros = jnp.zeros((b, hidden), xw.dtype)
-    _, hs = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(xw, 0, 1))
-    return jnp.swapaxes(hs, 0, 1)
+def _lstm_layer(cell, x, hidden):
+    """Runs one LSTM layer over x (B, T, E) from a zero state; returns h (B, T, H)."""
+    zeros = jnp.zeros((x.shape[0], hidden), x.dtype)
+    step = lambda carry, x_t: _lstm_step(cell, hidden, carry, x_t)  # noqa: E731
+    if isinstance(x, jax.core.Tracer):
+        _, hs = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(x, 0, 1))
+        return jnp.swapaxes(hs, 0, 1)
+    carry, hs = (zeros, zeros), []
+    for t in range(x.shape[1]):
+        carry, h = step(carry, x[:, t])
+        hs.append(h)
+    return jnp.stack(hs, axis=1)
 
 
 @register("char_lstm")
@@ -60,17 +66,8 @@ class CharLSTM(nnx.Module):
             cell.bias[...] = cell.bias[...].at[hidden : 2 * hidden].set(forget_bias)
         self.head = MaskedLinear(hidden, vocab_size, rngs=rngs)
 
-    def __call__(self, ids, record=None):
+    def __call__(self, ids):
         x = self.embed(ids)
-        for i, cell in enumerate(self.cells):
-            w = cell.effective_kernel()
-            n_in = x.shape[-1]
-            h = _lstm_scan(x @ w[:n_in], w[n_in:], cell.bias[...], self.hidden)
-            if record is not None:
-                h_prev = jnp.pad(h, ((0, 0), (1, 0), (0, 0)))[:, :-1]
-                xh = jnp.concatenate([x, h_prev], axis=-1)
-                record[f"cells.{i}"] = xh.reshape(-1, xh.shape[-1])
-            x = h
-        if record is not None:
-            record["head"] = x.reshape(-1, x.shape[-1])
+        for cell in self.cells:
+            x = _lstm_layer(cell, x, self.hidden)
         return self.head(x)

@@ -6,9 +6,8 @@ EIE skips; GELU as an option). Q, K, V, O, the MLP's up and down projections and
 head are MaskedLinear, so they can be pruned, shared and quantised; the character
 embedding, the positions and the LayerNorms stay dense (counted separately).
 
-`model(ids, record)`: with a dict for `record`, every MaskedLinear's input is stored
-under its layer name (as in `layers.compressible_layers`), flattened to (N, in): what
-GPTQ and AWQ calibrate on.
+Each layer's inputs, what GPTQ and AWQ calibrate on, come from the model's own forward
+(`eie_jax.on_eie.record_inputs`).
 """
 
 from __future__ import annotations
@@ -20,11 +19,6 @@ from eie_jax.layers import MaskedLinear
 from eie_jax.models import register
 
 ACTIVATIONS = {"relu": jax.nn.relu, "gelu": jax.nn.gelu}
-
-
-def _record(record, name, x):
-    if record is not None:
-        record[name] = x.reshape(-1, x.shape[-1])
 
 
 class Block(nnx.Module):
@@ -42,20 +36,15 @@ class Block(nnx.Module):
         self.up = MaskedLinear(d_model, d_mlp, rngs=rngs)
         self.down = MaskedLinear(d_mlp, d_model, rngs=rngs)
 
-    def __call__(self, x, prefix, record=None):
+    def __call__(self, x):
         b, t, d = x.shape
         heads = lambda y: y.reshape(b, t, self.num_heads, d // self.num_heads)
         h = self.ln1(x)
-        for name in ("q", "k", "v"):
-            _record(record, f"{prefix}.{name}", h)
         q, k, v = heads(self.q(h)), heads(self.k(h)), heads(self.v(h))
         a = jax.nn.dot_product_attention(q, k, v, is_causal=True).reshape(b, t, d)
-        _record(record, f"{prefix}.o", a)
         x = x + self.o(a)
         h = self.ln2(x)
-        _record(record, f"{prefix}.up", h)
         h = ACTIVATIONS[self.activation](self.up(h))
-        _record(record, f"{prefix}.down", h)
         return x + self.down(h)
 
 
@@ -88,11 +77,9 @@ class CharTransformer(nnx.Module):
         self.ln_f = nnx.LayerNorm(d_model, rngs=rngs)
         self.head = MaskedLinear(d_model, vocab_size, rngs=rngs)
 
-    def __call__(self, ids, record=None):
+    def __call__(self, ids):
         t = ids.shape[1]
         x = self.embed(ids) + self.positions[...][:t]
-        for i, block in enumerate(self.blocks):
-            x = block(x, f"blocks.{i}", record)
-        x = self.ln_f(x)
-        _record(record, "head", x)
-        return self.head(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln_f(x))

@@ -6,7 +6,7 @@ import jax
 from flax import nnx
 
 from eie_jax.layers import MaskedConv, MaskedLinear
-from eie_jax.models import EIELayer, register
+from eie_jax.models import register
 
 
 def _max_pool_2x2(x):
@@ -26,23 +26,13 @@ class LeNet300100(nnx.Module):
     Input (B, 28, 28, 1) (or anything with 784 values per example), output (B, 10) logits.
     """
 
-    EIE_LAYERS = (
-        EIELayer("fc1", relu=True),
-        EIELayer("fc2", relu=True),
-        EIELayer("fc3", relu=False),
-    )
-
     def __init__(self, *, rngs: nnx.Rngs):
         self.fc1 = MaskedLinear(784, 300, rngs=rngs)
         self.fc2 = MaskedLinear(300, 100, rngs=rngs)
         self.fc3 = MaskedLinear(100, 10, rngs=rngs)
 
-    def fc_input(self, x):
-        """What the first FC layer sees: the flattened image (EIE runs fc1..fc3)."""
-        return x.reshape(x.shape[0], -1)
-
     def __call__(self, x):
-        x = jax.nn.relu(self.fc1(self.fc_input(x)))
+        x = jax.nn.relu(self.fc1(x.reshape(x.shape[0], -1)))
         x = jax.nn.relu(self.fc2(x))
         return self.fc3(x)
 
@@ -56,20 +46,14 @@ class LeNet5(nnx.Module):
     Input (B, 28, 28, 1) NHWC, output (B, 10) logits. The flatten is NHWC order.
     """
 
-    EIE_LAYERS = (EIELayer("fc1", relu=True), EIELayer("fc2", relu=False))
-
     def __init__(self, *, rngs: nnx.Rngs):
         self.conv1 = MaskedConv(1, 20, 5, rngs=rngs)
         self.conv2 = MaskedConv(20, 50, 5, rngs=rngs)
         self.fc1 = MaskedLinear(4 * 4 * 50, 500, rngs=rngs)
         self.fc2 = MaskedLinear(500, 10, rngs=rngs)
 
-    def fc_input(self, x):
-        """What the first FC layer sees: the pooled conv features, flattened (EIE runs fc1, fc2)."""
+    def __call__(self, x):
         x = _max_pool_2x2(self.conv1(x))
         x = _max_pool_2x2(self.conv2(x))
-        return x.reshape(x.shape[0], -1)
-
-    def __call__(self, x):
-        x = jax.nn.relu(self.fc1(self.fc_input(x)))
+        x = jax.nn.relu(self.fc1(x.reshape(x.shape[0], -1)))
         return self.fc2(x)
