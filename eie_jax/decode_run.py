@@ -2,10 +2,11 @@
 
     dense model (WORKDIR/dense, trained when missing: lm_study.dense_model)
     -> decode.compress (magnitude pruning per layer + per-layer k-means, post-training)
-    -> decode.calibrate (per-layer fixed point) -> fidelity, teacher-forced on test text:
-       EIE against the float compressed model, and EIE against the dense fixed-point
-       oracle (bit for bit) -> generation of num_chars characters with per-layer
-       hardware figures of every sampled token, and the compiles after the first token.
+    -> decode.calibrate (per-layer fixed point) -> fidelity, teacher-forced on test text
+       through the model's own forward: EIE against the float compressed model, and EIE
+       against the dense fixed-point oracle (bit for bit) -> generation of num_chars
+       characters (model.decode, batch 1) with per-layer hardware figures of every
+       sampled token, and the compiles after the first token.
 Writes WORKDIR/generate/{result.json, result.md, sample.txt}.
 """
 
@@ -18,7 +19,7 @@ import time
 import jax
 import numpy as np
 
-from eie_jax import decode, eie, lm, lm_study, workdir
+from eie_jax import decode, eie, lm, lm_study, on_eie, workdir
 from eie_jax.errors import UserError
 
 
@@ -69,19 +70,23 @@ def run(config, out_dir: str, log=logging.info) -> dict:
     corpus = lm_study.load_corpus(config)
     dense, _ = lm_study.dense_model(config, corpus, out_dir)
     model = lm.copy(dense)
-    layers = decode.compress(model, g.sparsity, g.bits, seed=config.seed)
+    decode.compress(model, g.sparsity, g.bits, seed=config.seed)
     context = config.data.context
     rng = np.random.default_rng(config.seed)
     starts = rng.integers(0, len(corpus.train) - context, g.calibration_windows)
     calib = np.stack([corpus.train[s : s + context] for s in starts])
     base = eie.EIEConfig(num_pes=g.num_pes, fifo_depth=g.fifo_depth, weight_bits=g.bits)
-    cfgs, layers = decode.calibrate(model, layers, calib, base, bias_correction=g.bias_correction)
-    chip = decode.EIEBackend(layers, cfgs)
-    oracle = decode.FixedPointBackend(layers, cfgs)
+    programs = decode.calibrate(model, calib, base, bias_correction=g.bias_correction)
+    chip = on_eie.EIESession(model, programs=programs)  # batch 1, with figures
+    batch_chip = on_eie.EIESession(model, programs=programs, rtl=False)
+    batch_chip.recording = False
+    oracle = on_eie.EIESession(model, programs=programs, backend="fixed_point")
 
     test = corpus.test[: g.fidelity_chars + 1]
     start = time.perf_counter()
-    ours, theirs, targets = decode.teacher_forced(model, chip, test, context, g.fidelity_batch)
+    ours, theirs, targets = decode.teacher_forced(
+        model, batch_chip, test, context, g.fidelity_batch
+    )
     tf_seconds = time.perf_counter() - start
     fixed, _, _ = decode.teacher_forced(model, oracle, test, context, g.fidelity_batch)
     fidelity = {
@@ -128,12 +133,12 @@ def run(config, out_dir: str, log=logging.info) -> dict:
         "bits": g.bits,
         "bias_correction": g.bias_correction,
         "num_pes": g.num_pes,
-        "formats": {n: [c.act_frac_bits, c.weight_frac_bits] for n, c in cfgs.items()},
+        "formats": {n: [c.act_frac_bits, c.weight_frac_bits] for n, (_, c) in programs.items()},
         "fidelity": fidelity,
         "generation": generation,
-        "per_layer": per_layer(chip.log, list(layers)),
+        "per_layer": per_layer(chip.report(num_inputs=g.num_chars)),
         "host_ops_per_token": decode.host_ops_per_token(model, context // 2),
-        "sram": chip.sram(),
+        "sram": decode.sram(chip),
     }
     result["per_token"] = per_token(result["per_layer"], base.clock_mhz)
     path = workdir.make(os.path.join(out_dir, "generate"))
@@ -151,14 +156,18 @@ def _encode(corpus, s: str) -> np.ndarray:
     return np.array([lookup[c] for c in s])
 
 
-def per_layer(log_entries, names) -> dict:
-    """Means over the sampled tokens of each FC layer's figures."""
-    out = {}
-    for name in names:
-        rows = [e for e in log_entries if e["layer"] == name]
-        keys = ("paper_cycles", "rtl_cycles", "load_efficiency", "density", "energy_uj")
-        out[name] = {k: float(np.mean([r[k] for r in rows])) for k in keys}
-    return out
+def per_layer(report) -> dict:
+    """Means over the sampled tokens of each FC layer's figures, in forward order."""
+    return {
+        f.name: {
+            "paper_cycles": f.per_vector(f.cycles),
+            "rtl_cycles": f.per_vector(f.rtl_cycles),
+            "load_efficiency": f.load_efficiency,
+            "density": f.input_density,
+            "energy_uj": f.per_vector(f.total_energy_uj),
+        }
+        for f in report.layers
+    }
 
 
 def per_token(layers: dict, clock_mhz: float) -> dict:

@@ -210,53 +210,111 @@ class EIEReport:
         return "\n".join(lines)
 
 
-# ------------------------------------------------------------------ the two passes
+# ------------------------------------------------------------------ a session
 
 
 @dataclasses.dataclass
 class _Program:
-    """One (layer, geometry) on EIE: the FC layer, its config and its encoding."""
+    """One (layer, geometry) on EIE: the FC layer, its config, encoding and figures."""
 
     name: str
     fc: hardware.FCLayer
     cfg: eie.EIEConfig | None = None
     encoded: object = None
     bias: object = None
+    plan: object = None
     figures: LayerFigures | None = None
     calibration: list = dataclasses.field(default_factory=list)
 
+    def program(self, fc: hardware.FCLayer, cfg: eie.EIEConfig) -> None:
+        """Sets the layer as EIE holds it (formats, bias) and encodes it."""
+        self.fc, self.cfg = fc, cfg
+        self.encoded = eie.encode(fc.codes, fc.codebook, cfg)
+        self.bias = jnp.asarray(fc.bias, jnp.float32)
+        self.plan = _stream_plan(self.encoded, cfg)
+        self.figures = LayerFigures.for_layer(self.name, self.encoded, cfg)
 
-class _Interceptor:
-    """What the compressible layers call while `run_on_eie` runs the model's forward."""
 
-    def __init__(self, selected: dict, base: eie.EIEConfig, *, rtl: bool, chunk: int, record):
-        self.selected, self.base, self.rtl, self.chunk = selected, base, rtl, chunk
-        self.programs: dict = {}  # (id(layer), geometry key) -> _Program, in first-call order
-        self.calibrating = True
-        self.record = record
+class EIESession:
+    """The interceptor that runs a model's selected products on EIE (`products.intercept`).
+
+        session = EIESession(model, config=EIEConfig())
+        session.calibrate([(x_calib,)])           # or programs=report.programs
+        with session:
+            logits = model(x)                      # each selected product on EIE
+        report = session.report(num_inputs=len(x))
+
+    backend "eie" runs `eie.simulate_batch` (figures in `LayerFigures`, while `recording`);
+    "fixed_point" computes the same fixed point densely (`hardware.fixed_point_forward`),
+    the independent oracle. `programs` ({name: (FCLayer, EIEConfig)}, e.g. an earlier
+    report's) skips calibration. Eager only: a product called under jit is an error.
+    """
+
+    def __init__(self, model, *, config=None, rules=None, rtl=True, chunk=256, record=False,
+                 programs=None, backend="eie"):  # fmt: skip
+        self.base = eie.EIEConfig() if config is None else config
+        if not isinstance(self.base, eie.EIEConfig):
+            raise UserError(
+                f"run_on_eie: config is a {type(self.base).__name__}; give an EIEConfig"
+            )
+        if not isinstance(chunk, int) or chunk < 1:
+            raise UserError(f"run_on_eie: chunk={chunk!r}; allowed: an int >= 1")
+        if backend not in ("eie", "fixed_point"):
+            raise UserError(f"EIESession: backend={backend!r}; allowed: 'eie', 'fixed_point'")
+        self.selected = _selected_layers(model, rules)
+        self.rtl, self.chunk, self.backend = rtl, chunk, backend
+        self.given = programs
+        self.calibrating = programs is None
+        self.recording = True
+        self.recorded = {} if record else None
+        self._programs: dict = {}  # (id(layer), geometry key) -> _Program, first-call order
+
+    def __enter__(self):
+        self._context = intercept(self)
+        return self._context.__enter__()
+
+    def __exit__(self, *exc):
+        return self._context.__exit__(*exc)
+
+    # -- what the layers call ---------------------------------------------------------
 
     def selects(self, layer) -> bool:
         return id(layer) in self.selected
 
-    def program(self, layer, product, bias) -> _Program:
+    def observe(self, layer, product, bias) -> None:
+        """Calibration pass: keeps the layer's input vectors; the layer goes on in float."""
+        self._program(layer, product, bias).calibration.append(self._vectors(layer, product))
+
+    def __call__(self, layer, product, bias):
+        prog = self._program(layer, product, bias)
+        if prog.cfg is None:
+            raise UserError(
+                f"run_on_eie: layer {prog.name!r} was not called on the calibration inputs; "
+                "calibrate on inputs that reach it"
+            )
+        x = self._vectors(layer, product)
+        out = self._fixed_point(prog, x) if self.backend == "fixed_point" else self._run(prog, x)
+        return jnp.asarray(out)
+
+    def _program(self, layer, product, bias) -> _Program:
         key = (id(layer), product.key)
-        if key not in self.programs:
+        if key not in self._programs:
             name = self.selected[id(layer)]
-            ways = sum(k[0] == id(layer) for k in self.programs)
+            ways = sum(k[0] == id(layer) for k in self._programs)
             codes = np.asarray(product.matrix(np.asarray(layer.codes[...])), np.int32)
-            self.programs[key] = _Program(
+            bias = np.zeros(codes.shape[0]) if bias is None else product.bias_vector(bias)
+            prog = self._programs[key] = _Program(
                 name=name if ways == 0 else f"{name}#{ways + 1}",
                 fc=hardware.FCLayer(
-                    name=name,
-                    codes=codes,
-                    codebook=np.asarray(layer.codebook[...], np.float32),
-                    bias=np.zeros(codes.shape[0], np.float32)
-                    if bias is None
-                    else np.asarray(product.bias_vector(bias), np.float32),
-                    relu=False,
+                    name=name, codes=codes, codebook=np.asarray(layer.codebook[...], np.float32),
+                    bias=np.asarray(bias, np.float32), relu=False,
                 ),
-            )
-        return self.programs[key]
+            )  # fmt: skip
+            if self.given is not None:
+                if prog.name not in self.given:
+                    raise UserError(f"EIESession: no program for layer {prog.name!r}")
+                prog.program(*self.given[prog.name])
+        return self._programs[key]
 
     def _vectors(self, layer, product) -> np.ndarray:
         if isinstance(product.vectors, jax.core.Tracer):
@@ -266,62 +324,88 @@ class _Interceptor:
             )
         return np.asarray(product.vectors, np.float32)
 
-    def observe(self, layer, product, bias) -> None:
-        """Calibration pass: keeps the layer's input vectors; the layer goes on in float."""
-        self.program(layer, product, bias).calibration.append(self._vectors(layer, product))
+    def _keep(self, prog: _Program, **runs) -> None:
+        if self.recorded is not None and self.recording:
+            self.recorded.setdefault(prog.name, []).append(runs)
 
-    def __call__(self, layer, product, bias):
-        return jnp.asarray(
-            self.run(self.program(layer, product, bias), self._vectors(layer, product))
-        )
+    def _fixed_point(self, prog: _Program, x: np.ndarray) -> np.ndarray:
+        out = hardware.fixed_point_forward([prog.fc], x, [prog.cfg])
+        self._keep(prog, inputs=x, outputs=out)
+        return out
 
-    def run(self, prog: _Program, x: np.ndarray) -> np.ndarray:
-        """x (N, K) through the program's layer on EIE, in fixed-size chunks (one
-        compilation per layer), figures added to the program's LayerFigures."""
+    def _run(self, prog: _Program, x: np.ndarray) -> np.ndarray:
+        """x (N, K) through the layer on EIE in calls of `chunk` vectors, or of the next
+        power of two >= N when that is fewer, zero-padded (a layer compiles once per call
+        size: at most log2(chunk) + 1 of them); while `recording`, the runs' figures go
+        to the layer's LayerFigures."""
         cfg, enc = prog.cfg, prog.encoded
-        prog.figures.calls += 1
+        prog.figures.calls += self.recording
+        size = min(self.chunk, 1 << max(len(x) - 1, 0).bit_length())
         outs = []
-        for start in range(0, len(x), self.chunk):
-            part = x[start : start + self.chunk]
-            padded = np.zeros((self.chunk, x.shape[1]), np.float32)
-            padded[: len(part)] = part
-            xs = jnp.asarray(padded)
-            res = eie.simulate_batch(enc, xs, cfg, relu=False, bias=prog.bias)
+        for start in range(0, len(x), size):
+            part = x[start : start + size]
             n = len(part)
-            paper = {k: np.asarray(getattr(res, k))[:n] for k in ("total_cycles", "pe_busy",
-                                                                   "load_efficiency")}  # fmt: skip
+            xs = jnp.asarray(np.pad(part, ((0, size - n), (0, 0))))
+            res = eie.simulate_batch(enc, xs, cfg, relu=False, bias=prog.bias)
+            outs.append(np.asarray(res.outputs)[:n])
+            if not self.recording:
+                continue
+            paper = {k: np.asarray(getattr(res, k))[:n]
+                     for k in ("total_cycles", "pe_busy", "load_efficiency")}  # fmt: skip
             rtl = None
             if self.rtl:
-                rtl_res = eie.simulate_batch(
-                    enc, xs, cfg.replace(timing="rtl"), relu=False, bias=prog.bias
-                )
+                rtl_cfg = cfg.replace(timing="rtl")
+                rtl_res = eie.simulate_batch(enc, xs, rtl_cfg, relu=False, bias=prog.bias)
                 rtl = {"total_cycles": np.asarray(rtl_res.total_cycles)[:n]}
             active = np.asarray(fixed_point.quantize(part, cfg.act_frac_bits)) != 0
-            plan = _stream_plan(enc, cfg)
             events = energy.batch_energy(
-                enc, active, paper["pe_busy"], paper["total_cycles"], cfg, plan
+                enc, active, paper["pe_busy"], paper["total_cycles"], cfg, prog.plan
             )
             prog.figures.add_runs(active=active, paper=paper, rtl=rtl, events=events)
-            outs.append(np.asarray(res.outputs)[:n])
-            if self.record is not None:
-                runs = dict(inputs=part, outputs=outs[-1], cycles=paper["total_cycles"])
-                if rtl is not None:
-                    runs["rtl_cycles"] = rtl["total_cycles"]
-                self.record.setdefault(prog.name, []).append(runs)
+            runs = dict(inputs=part, outputs=outs[-1], cycles=paper["total_cycles"])
+            if rtl is not None:
+                runs["rtl_cycles"] = rtl["total_cycles"]
+            self._keep(prog, **runs)
         return np.concatenate(outs) if outs else np.zeros((0, enc.shape[0]), np.float32)
 
-    def finish_calibration(self, *, headroom_bits: int, bias_correction: bool) -> None:
-        for prog in self.programs.values():
+    # -- calibration and results -------------------------------------------------------
+
+    def calibrate(self, model, batches, *, headroom_bits: int = 1, bias_correction=False):
+        """Runs the model in float on each batch (a tuple of inputs) and fits every
+        selected layer's formats to what it saw (`hardware.calibrate`), optionally with
+        bias correction (`hardware.bias_corrected`)."""
+        if not self.calibrating:
+            raise UserError("EIESession.calibrate: the session has its programs already")
+        with self:
+            for batch in batches:
+                model(*batch)
+        if not self._programs:
+            raise UserError("run_on_eie: the forward called no layer selected to run on EIE")
+        for prog in self._programs.values():
             x = np.concatenate(prog.calibration)
             prog.calibration = []
             cfg = hardware.calibrate([prog.fc], x, self.base, headroom_bits)[0]
-            if bias_correction:
-                prog.fc = hardware.bias_corrected(prog.fc, x, cfg)
-            prog.cfg = cfg
-            prog.encoded = eie.encode(prog.fc.codes, prog.fc.codebook, cfg)
-            prog.bias = jnp.asarray(prog.fc.bias, jnp.float32)
-            prog.figures = LayerFigures.for_layer(prog.name, prog.encoded, cfg)
+            fc = hardware.bias_corrected(prog.fc, x, cfg) if bias_correction else prog.fc
+            prog.program(fc, cfg)
         self.calibrating = False
+
+    def encoded(self) -> dict:
+        """{name: EncodedLayer} of every layer the session has programmed."""
+        return {p.name: p.encoded for p in self._programs.values() if p.encoded is not None}
+
+    @property
+    def programs(self) -> dict:
+        """{name: (FCLayer, EIEConfig)} of every layer as EIE holds it."""
+        return {p.name: (p.fc, p.cfg) for p in self._programs.values()}
+
+    def report(self, num_inputs: int) -> EIEReport:
+        return EIEReport(
+            layers=[p.figures for p in self._programs.values() if p.figures and p.figures.calls],
+            num_inputs=num_inputs,
+            config=self.base,
+            programs=self.programs,
+            recorded=_stacked(self.recorded or {}),
+        )
 
 
 def _stream_plan(encoded, cfg):
@@ -335,10 +419,21 @@ def _stream_plan(encoded, cfg):
     return None if plan.fits else plan
 
 
-# ------------------------------------------------------------------ the entry point
+def _stacked(recorded: dict) -> dict:
+    return {
+        name: {k: np.concatenate([r[k] for r in runs]) for k in runs[0]}
+        for name, runs in recorded.items()
+    }
+
+
+# ------------------------------------------------------------------ the entry points
 
 
 def _batches(inputs: tuple, batch_size: int | None):
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise UserError(f"run_on_eie: batch_size={batch_size!r}; allowed: an int >= 1 or None")
     n = len(inputs[0])
     step = n if not batch_size else batch_size
     for start in range(0, n, max(step, 1)):
@@ -383,6 +478,14 @@ def _selected_layers(model, rules) -> dict:
     return selected
 
 
+def _run(session: EIESession, model, inputs, batch_size):
+    if not inputs:
+        raise UserError("run_on_eie: no inputs; call run_on_eie(model, x, ...)")
+    with session:
+        outputs = [model(*batch) for batch in _batches(inputs, batch_size)]
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
+
+
 def run_on_eie(
     model,
     *inputs,
@@ -395,6 +498,7 @@ def run_on_eie(
     rtl: bool = True,
     chunk: int = 256,
     record: bool = False,
+    programs: dict | None = None,
 ):
     """Runs `model(*inputs)` with every selected compressible product on the EIE model.
 
@@ -413,63 +517,26 @@ def run_on_eie(
       bias_correction: each bias absorbs its layer's mean fixed-point error on the
         calibration inputs (as `experiments.generate` does).
       rtl: also count cycles under the reference simulator's timing (a second run).
-      chunk: activation vectors per EIE call (a layer compiles once for this size).
+      chunk: the most activation vectors per EIE call (a larger product is cut into
+        chunks of this size; smaller calls are padded to a power of two).
       record: keep each layer's runs in `report.recorded[name]`: inputs (N, K), outputs
         (N, M), cycles (N,) and rtl_cycles (N,).
+      programs: {name: (FCLayer, EIEConfig)} of an earlier run (`report.programs`): the
+        layers as EIE held them then, no calibration.
 
     Returns:
       (outputs, EIEReport): the forward's outputs (concatenated over batches) and the
       per-layer figures. `report.programs[name]` holds each layer's FCLayer (codes in W's
       layout, codebook, bias as run) and its calibrated EIEConfig.
     """
-    base = eie.EIEConfig() if config is None else config
-    if not isinstance(base, eie.EIEConfig):
-        raise UserError(f"run_on_eie: config is a {type(base).__name__}; give an EIEConfig")
-    if not inputs:
-        raise UserError("run_on_eie: no inputs; call run_on_eie(model, x, ...)")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise UserError(f"run_on_eie: batch_size={batch_size!r}; allowed: an int >= 1 or None")
-    if not isinstance(chunk, int) or chunk < 1:
-        raise UserError(f"run_on_eie: chunk={chunk!r}; allowed: an int >= 1")
-    selected = _selected_layers(model, rules)
-    recorded = {} if record else None
-    fn = _Interceptor(selected, base, rtl=rtl, chunk=chunk, record=recorded)
-    with intercept(fn):
-        for batch in _calibration_batches(calibration, inputs, batch_size):
-            model(*batch)
-        if not fn.programs:
-            raise UserError("run_on_eie: the forward called no layer selected to run on EIE")
-        fn.finish_calibration(headroom_bits=headroom_bits, bias_correction=bias_correction)
-        outputs = [model(*batch) for batch in _batches(inputs, batch_size)]
-    outputs = jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
-    programs = {p.name: (p.fc, p.cfg) for p in fn.programs.values()}
-    recorded = _stacked(recorded or {})
-    report = EIEReport(
-        layers=[p.figures for p in fn.programs.values() if p.figures.calls],
-        num_inputs=len(inputs[0]),
-        config=base,
-        programs=programs,
-        recorded=recorded,
-    )
-    return outputs, report
-
-
-class _FixedPoint(_Interceptor):
-    """Every selected product in EIE's fixed point computed densely
-    (`hardware.fixed_point_forward`), with the layers and formats of an EIE run."""
-
-    def __init__(self, selected: dict, programs: dict, record):
-        super().__init__(selected, eie.EIEConfig(), rtl=False, chunk=1, record=record)
-        self.given, self.calibrating = programs, False
-
-    def run(self, prog: _Program, x: np.ndarray) -> np.ndarray:
-        if prog.name not in self.given:
-            raise UserError(f"run_fixed_point: no program for layer {prog.name!r}")
-        fc, cfg = self.given[prog.name]
-        out = hardware.fixed_point_forward([fc], x, [cfg])
-        if self.record is not None:
-            self.record.setdefault(prog.name, []).append(dict(inputs=x, outputs=out))
-        return out
+    session = EIESession(model, config=config, rules=rules, rtl=rtl, chunk=chunk,
+                         record=record, programs=programs)  # fmt: skip
+    if programs is None:
+        batches = _calibration_batches(calibration, inputs, batch_size)
+        session.calibrate(model, batches, headroom_bits=headroom_bits,
+                          bias_correction=bias_correction)  # fmt: skip
+    outputs = _run(session, model, inputs, batch_size)
+    return outputs, session.report(num_inputs=len(inputs[0]))
 
 
 def run_fixed_point(model, *inputs, programs: dict, batch_size: int | None = 1000, rules=None,
@@ -478,20 +545,10 @@ def run_fixed_point(model, *inputs, programs: dict, batch_size: int | None = 100
     {name: (FCLayer, EIEConfig)}) in EIE's fixed point, computed densely: the independent
     oracle of `run_on_eie`'s outputs (equal bit for bit). Returns (outputs, recorded):
     recorded[name] holds each layer's inputs (N, K) and outputs (N, M) when `record`."""
-    selected = _selected_layers(model, rules)
-    recorded = {} if record else None
-    fn = _FixedPoint(selected, programs, recorded)
-    with intercept(fn):
-        outputs = [model(*batch) for batch in _batches(inputs, batch_size)]
-    outputs = jax.tree.map(lambda *xs: jnp.concatenate(xs), *outputs)
-    return outputs, _stacked(recorded or {})
-
-
-def _stacked(recorded: dict) -> dict:
-    return {
-        name: {k: np.concatenate([r[k] for r in runs]) for k in runs[0]}
-        for name, runs in recorded.items()
-    }
+    session = EIESession(model, rules=rules, record=record, programs=programs,
+                         backend="fixed_point")  # fmt: skip
+    outputs = _run(session, model, inputs, batch_size)
+    return outputs, _stacked(session.recorded or {})
 
 
 class _InputRecorder:

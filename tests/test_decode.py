@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from configs import char_transformer
-from eie_jax import decode, decode_run, eie, on_eie
+from eie_jax import decode, decode_run, eie, hardware, on_eie
 from eie_jax.layers import compressible_layers
 from eie_jax.models import char_lstm
 from eie_jax.models import char_transformer as tf_model
@@ -26,28 +26,19 @@ def small(kind):
     return char_lstm.CharLSTM(rngs=nnx.Rngs(0), vocab_size=VOCAB, embed_dim=8, hidden=16)
 
 
-def float_backend(model):
-    layers = dict(compressible_layers(model))
-
-    def fc(name, x):
-        y = x @ np.asarray(layers[name].effective_kernel()) + np.asarray(layers[name].bias[...])
-        return np.maximum(y, 0) if name.endswith(".up") else y
-
-    return fc
-
-
 @pytest.mark.parametrize("kind", ["char_transformer", "char_lstm"])
-def test_host_forward_matches_the_model_and_the_cache_matches_the_window(kind):
+def test_decode_one_character_at_a_time_equals_the_forward(kind):
     model = small(kind)
     ids = np.random.default_rng(0).integers(1, VOCAB, (2, 12))
-    fc = float_backend(model)
-    logits, _ = decode.FORWARD[kind](model, fc, ids)
-    np.testing.assert_allclose(logits, np.asarray(model(jax.numpy.asarray(ids))), atol=2e-5)
-    state, steps = None, []
+    logits = np.asarray(model(jax.numpy.asarray(ids)))
+    state = model.init_cache(2) if kind == "char_transformer" else None
+    steps = []
     for t in range(ids.shape[1]):  # one token at a time: KV cache / (h, c)
-        out, state = decode.FORWARD[kind](model, fc, ids[:, t : t + 1], state)
-        steps.append(out[:, 0])
+        out, state = model.decode(jax.numpy.asarray(ids[:, t : t + 1]), state)
+        steps.append(np.asarray(out)[:, 0])
     np.testing.assert_allclose(np.stack(steps, 1), logits, atol=2e-5)
+    if kind == "char_transformer":
+        assert int(state.index) == 12
 
 
 @pytest.mark.slow
@@ -55,19 +46,21 @@ def test_host_forward_matches_the_model_and_the_cache_matches_the_window(kind):
 def test_eie_generation_equals_dense_fixed_point_bit_for_bit(kind):
     model = small(kind)
     rng = np.random.default_rng(1)
-    layers = decode.compress(model, 0.5, 4)
-    for layer in layers.values():
-        assert np.mean(layer.codes == 0) == pytest.approx(0.5, abs=0.01)
-        assert layer.codes.max() <= 15
+    decode.compress(model, 0.5, 4)
+    for _, layer in compressible_layers(model):
+        codes = np.asarray(layer.codes[...])
+        assert np.mean(codes == 0) == pytest.approx(0.5, abs=0.01) and codes.max() <= 15
     calib = rng.integers(1, VOCAB, (4, 16))
-    cfgs, layers = decode.calibrate(model, layers, calib, eie.EIEConfig(8))
-    chip = decode.EIEBackend(layers, cfgs)
-    oracle = decode.FixedPointBackend(layers, cfgs)
+    programs = decode.calibrate(model, calib, eie.EIEConfig(8))
+    chip = on_eie.EIESession(model, programs=programs)
+    oracle = on_eie.EIESession(model, programs=programs, backend="fixed_point")
     ids, logits = decode.generate(model, chip, [1, 2], 20, temperature=0.8, seed=0)
     ids2, logits2 = decode.generate(model, oracle, [1, 2], 20, temperature=0.8, seed=0)
     assert ids == ids2
     np.testing.assert_array_equal(logits, logits2)  # 20 steps: the cache is rebuilt once
-    assert len(chip.log) == 20 * len(layers)  # only sampled steps are recorded
+    report = chip.report(num_inputs=20)
+    assert {f.vectors for f in report.layers} == {20}  # only sampled steps are recorded
+    assert len(report.layers) == len(compressible_layers(model))
     text = rng.integers(1, VOCAB, 49)
     ours, theirs, targets = decode.teacher_forced(model, chip, text, 16, 4)
     fixed, _, _ = decode.teacher_forced(model, oracle, text, 16, 4)
@@ -108,19 +101,20 @@ def test_prompt_outside_the_vocabulary_is_a_user_error(tmp_path):
 
 def test_bias_correction_cancels_the_truncation_drift():
     model = small("char_transformer")
-    layers = decode.compress(model, 0.5, 4)
+    decode.compress(model, 0.5, 4)
     ids = np.random.default_rng(2).integers(1, VOCAB, (8, 16))
     base = eie.EIEConfig(8)
-    cfgs, plain = decode.calibrate(model, layers, ids, base, bias_correction=False)
-    _, fixed = decode.calibrate(model, layers, ids, base)
+    plain = decode.calibrate(model, ids, base, bias_correction=False)
+    fixed = decode.calibrate(model, ids, base)
     record = on_eie.record_inputs(model, jax.numpy.asarray(ids))
     name = "blocks.0.down"  # 64 inputs, about 32 nonzero weights per row
-    x, cfg = record[name], cfgs[name]
+    x, cfg = record[name], plain[name][1]
+    assert fixed[name][1] == cfg  # the same formats; only the bias moves
     lsb = 2.0**-cfg.act_frac_bits
     drift = {}
-    for label, layer in (("plain", plain[name]), ("corrected", fixed[name])):
-        out = decode.FixedPointBackend({name: layer}, cfgs)(name, x)
-        exact = x @ plain[name].dense().T + plain[name].bias
+    for label, (layer, _) in (("plain", plain[name]), ("corrected", fixed[name])):
+        out = hardware.fixed_point_forward([layer], x, [cfg])
+        exact = x @ plain[name][0].dense().T + plain[name][0].bias
         drift[label] = np.mean(exact - out) / lsb
     assert drift["plain"] > 3  # truncation: every output too low by several LSBs
     assert abs(drift["corrected"]) < drift["plain"] / 3

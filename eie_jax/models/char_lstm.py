@@ -30,18 +30,21 @@ def _lstm_step(cell, hidden, carry, x_t):
     return (h, c), h
 
 
-def _lstm_layer(cell, x, hidden):
-    """Runs one LSTM layer over x (B, T, E) from a zero state; returns h (B, T, H)."""
-    zeros = jnp.zeros((x.shape[0], hidden), x.dtype)
+def _lstm_layer(cell, x, hidden, carry=None):
+    """Runs one LSTM layer over x (B, T, E) from `carry` (h, c) (None: zeros); returns
+    (h (B, T, H), the last (h, c))."""
+    if carry is None:
+        zeros = jnp.zeros((x.shape[0], hidden), x.dtype)
+        carry = (zeros, zeros)
     step = lambda carry, x_t: _lstm_step(cell, hidden, carry, x_t)  # noqa: E731
     if isinstance(x, jax.core.Tracer):
-        _, hs = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(x, 0, 1))
-        return jnp.swapaxes(hs, 0, 1)
-    carry, hs = (zeros, zeros), []
+        carry, hs = jax.lax.scan(step, carry, jnp.swapaxes(x, 0, 1))
+        return jnp.swapaxes(hs, 0, 1), carry
+    hs = []
     for t in range(x.shape[1]):
         carry, h = step(carry, x[:, t])
         hs.append(h)
-    return jnp.stack(hs, axis=1)
+    return jnp.stack(hs, axis=1), carry
 
 
 @register("char_lstm")
@@ -67,7 +70,13 @@ class CharLSTM(nnx.Module):
         self.head = MaskedLinear(hidden, vocab_size, rngs=rngs)
 
     def __call__(self, ids):
-        x = self.embed(ids)
-        for cell in self.cells:
-            x = _lstm_layer(cell, x, self.hidden)
-        return self.head(x)
+        return self.decode(ids)[0]
+
+    def decode(self, ids, state=None):
+        """ids (B, T) from `state` ([(h, c)] per layer; None: zeros) -> (logits, state):
+        generation feeds one character at a time and carries the state."""
+        x, new_state = self.embed(ids), []
+        for i, cell in enumerate(self.cells):
+            x, carry = _lstm_layer(cell, x, self.hidden, None if state is None else state[i])
+            new_state.append(carry)
+        return self.head(x), new_state

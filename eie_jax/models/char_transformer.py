@@ -7,18 +7,33 @@ head are MaskedLinear, so they can be pruned, shared and quantised; the characte
 embedding, the positions and the LayerNorms stay dense (counted separately).
 
 Each layer's inputs, what GPTQ and AWQ calibrate on, come from the model's own forward
-(`eie_jax.on_eie.record_inputs`).
+(`eie_jax.on_eie.record_inputs`). Generation steps the same forward with a KV cache of
+fixed size (`init_cache`, `decode`): the keys and values of every position so far, and the
+position the next characters start at, as Flax's decode caches hold them; shapes do not
+change from step to step, so nothing recompiles.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from eie_jax.layers import MaskedLinear
 from eie_jax.models import register
 
 ACTIVATIONS = {"relu": jax.nn.relu, "gelu": jax.nn.gelu}
+
+
+class KVCache(NamedTuple):
+    """keys, values: (num_layers, B, context, heads, head_dim); index: () int32, the
+    position of the next character (positions >= index are empty)."""
+
+    keys: jax.Array
+    values: jax.Array
+    index: jax.Array
 
 
 class Block(nnx.Module):
@@ -36,16 +51,25 @@ class Block(nnx.Module):
         self.up = MaskedLinear(d_model, d_mlp, rngs=rngs)
         self.down = MaskedLinear(d_mlp, d_model, rngs=rngs)
 
-    def __call__(self, x):
+    def __call__(self, x, kv=None, start=None):
+        """x (B, T, d) -> x; with kv (keys, values) of (B, C, heads, head_dim) and the
+        position `start` of x's first row: (x, the updated kv)."""
         b, t, d = x.shape
-        heads = lambda y: y.reshape(b, t, self.num_heads, d // self.num_heads)
+        heads = lambda y: y.reshape(b, t, self.num_heads, d // self.num_heads)  # noqa: E731
         h = self.ln1(x)
         q, k, v = heads(self.q(h)), heads(self.k(h)), heads(self.v(h))
-        a = jax.nn.dot_product_attention(q, k, v, is_causal=True).reshape(b, t, d)
-        x = x + self.o(a)
-        h = self.ln2(x)
-        h = ACTIVATIONS[self.activation](self.up(h))
-        return x + self.down(h)
+        if kv is None:
+            a = jax.nn.dot_product_attention(q, k, v, is_causal=True)
+        else:
+            keys = jax.lax.dynamic_update_slice_in_dim(kv[0], k, start, axis=1)
+            values = jax.lax.dynamic_update_slice_in_dim(kv[1], v, start, axis=1)
+            allowed = jnp.arange(keys.shape[1])[None, :] <= start + jnp.arange(t)[:, None]
+            a = jax.nn.dot_product_attention(q, keys, values, mask=allowed[None, None])
+            kv = (keys, values)
+        x = x + self.o(a.reshape(b, t, d))
+        h = ACTIVATIONS[self.activation](self.up(self.ln2(x)))
+        x = x + self.down(h)
+        return x if kv is None else (x, kv)
 
 
 @register("char_transformer")
@@ -83,3 +107,26 @@ class CharTransformer(nnx.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(self.ln_f(x))
+
+    def init_cache(self, batch_size: int) -> KVCache:
+        """An empty KV cache for `decode` (context positions)."""
+        d = self.positions.shape[1]
+        heads = self.blocks[0].num_heads
+        shape = (len(self.blocks), batch_size, self.context, heads, d // heads)
+        zeros = jnp.zeros(shape, jnp.float32)
+        return KVCache(zeros, zeros, jnp.zeros((), jnp.int32))
+
+    def decode(self, ids, cache: KVCache):
+        """ids (B, T) at positions cache.index .. + T - 1 (which must stay below context)
+        -> (logits (B, T, vocab), the cache with their keys and values)."""
+        t = ids.shape[1]
+        start = cache.index
+        positions = jax.lax.dynamic_slice_in_dim(self.positions[...], start, t, axis=0)
+        x = self.embed(ids) + positions
+        keys, values = [], []
+        for i, block in enumerate(self.blocks):
+            x, (k, v) = block(x, (cache.keys[i], cache.values[i]), start)
+            keys.append(k)
+            values.append(v)
+        logits = self.head(self.ln_f(x))
+        return logits, KVCache(jnp.stack(keys), jnp.stack(values), start + t)
