@@ -1,9 +1,10 @@
-"""Runs the fully connected layers of a compressed network on the EIE model.
+"""A compressed layer in EIE's terms, its fixed-point formats and the dense fixed-point oracle.
 
-The bridge between the two halves of eie-jax: a compressed FC layer (codes, codebook,
-bias) becomes an EIE weight matrix W (outputs x inputs) with integer codes; fractional
-bits for EIE's 16-bit fixed point are calibrated per layer on training data; the whole
-test set then runs through `eie.simulate_batch`, layer after layer.
+The bridge between the two halves of eie-jax: a compressed layer (codes, codebook, bias)
+is an `FCLayer`, an EIE weight matrix W (outputs x inputs) with integer codes; its
+fractional bits for EIE's 16-bit fixed point are calibrated on data (`calibrate`,
+`bias_corrected`); `fixed_point_forward` computes EIE's arithmetic densely, the oracle
+that `on_eie.run_on_eie` (which runs a model's own forward on EIE) equals bit for bit.
 """
 
 from __future__ import annotations
@@ -113,38 +114,6 @@ class LayerRun:
     num_padding: int
     act_frac_bits: int
     weight_frac_bits: int
-
-
-def run_on_eie(layers: list[FCLayer], x, cfgs: list[eie.EIEConfig], batch_size: int = 1000):
-    """Runs inputs x (B, K) through the FC stack on EIE; returns (outputs, [LayerRun])."""
-    h = np.asarray(x, np.float32)
-    runs = []
-    for layer, cfg in zip(layers, cfgs, strict=True):
-        encoded = eie.encode(layer.codes, layer.codebook, cfg)
-        bias = jnp.asarray(layer.bias, jnp.float32)
-        outs, cycles, times, effs = [], [], [], []
-        for start in range(0, len(h), batch_size):
-            res = eie.simulate_batch(
-                encoded, jnp.asarray(h[start : start + batch_size]), cfg, relu=layer.relu, bias=bias
-            )
-            outs.append(np.asarray(res.outputs))
-            cycles.append(np.asarray(res.total_cycles))
-            times.append(np.asarray(res.time_us))
-            effs.append(np.asarray(res.load_efficiency))
-        h = np.concatenate(outs)
-        runs.append(
-            LayerRun(
-                name=layer.name,
-                cycles=float(np.concatenate(cycles).mean()),
-                time_us=float(np.concatenate(times).mean()),
-                load_efficiency=float(np.concatenate(effs).mean()),
-                num_entries=encoded.num_entries,
-                num_padding=encoded.num_padding,
-                act_frac_bits=cfg.act_frac_bits,
-                weight_frac_bits=cfg.weight_frac_bits,
-            )
-        )
-    return h, runs
 
 
 def fixed_point_forward(layers: list[FCLayer], x, cfgs: list[eie.EIEConfig]) -> np.ndarray:

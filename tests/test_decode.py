@@ -54,18 +54,18 @@ def test_eie_generation_equals_dense_fixed_point_bit_for_bit(kind):
     programs = decode.calibrate(model, calib, eie.EIEConfig(8))
     chip = on_eie.EIESession(model, programs=programs)
     oracle = on_eie.EIESession(model, programs=programs, backend="fixed_point")
-    ids, logits = decode.generate(model, chip, [1, 2], 20, temperature=0.8, seed=0)
-    ids2, logits2 = decode.generate(model, oracle, [1, 2], 20, temperature=0.8, seed=0)
+    ids, logits = decode.generate(model, chip, [1, 2], 15, temperature=0.8, seed=0)
+    ids2, logits2 = decode.generate(model, oracle, [1, 2], 15, temperature=0.8, seed=0)
     assert ids == ids2
-    np.testing.assert_array_equal(logits, logits2)  # 20 steps: the cache is rebuilt once
-    report = chip.report(num_inputs=20)
-    assert {f.vectors for f in report.layers} == {20}  # only sampled steps are recorded
+    np.testing.assert_array_equal(logits, logits2)  # 2 + 15 > 16: the cache is rebuilt once
+    report = chip.report(num_inputs=15)
+    assert {f.vectors for f in report.layers} == {15}  # only sampled steps are recorded
     assert len(report.layers) == len(compressible_layers(model))
-    text = rng.integers(1, VOCAB, 49)
+    text = rng.integers(1, VOCAB, 33)
     ours, theirs, targets = decode.teacher_forced(model, chip, text, 16, 4)
     fixed, _, _ = decode.teacher_forced(model, oracle, text, 16, 4)
     np.testing.assert_array_equal(ours, fixed)
-    assert ours.shape == theirs.shape == (48, VOCAB) and targets.shape == (48,)  # 3 x 16
+    assert ours.shape == theirs.shape == (32, VOCAB) and targets.shape == (32,)  # 2 x 16
     assert np.mean(ours.argmax(-1) == theirs.argmax(-1)) >= 0.9
     assert abs(decode.nats_per_char(ours, targets) - decode.nats_per_char(theirs, targets)) < 0.05
 
