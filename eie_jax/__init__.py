@@ -18,7 +18,6 @@ _xla_flags.apply()  # before JAX starts a backend: small cycle loops as one CPU 
 
 _EXPORTS = {
     "make_compressible": "eie_jax.compressible",
-    "left_float": "eie_jax.compressible",
     "prune_weights": "eie_jax.api",
     "share_weights": "eie_jax.api",
     "Optimizer": "eie_jax.api",
@@ -29,8 +28,8 @@ _EXPORTS = {
     "Schedule": "eie_jax.api",
     "apply_masks": "eie_jax.api",
     "run_on_eie": "eie_jax.on_eie",
-    "EIEReport": "eie_jax.on_eie",
-    "LayerFigures": "eie_jax.on_eie",
+    "EIEReport": "eie_jax.figures",
+    "LayerFigures": "eie_jax.figures",
     "EIEConfig": "eie_jax.eie.config",
 }
 

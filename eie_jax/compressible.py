@@ -300,12 +300,3 @@ def make_compressible(model, rules=None):
     if left:
         logging.info("make_compressible: left float (not one matrix product): %s", "; ".join(left))
     return model
-
-
-def left_float(model) -> list[str]:
-    """Names of the matrix-product layers `make_compressible` would leave float, and why."""
-    out = []
-    for path, module in nnx.iter_modules(model):
-        if type(module) in SWAPS and (why := _why_not(module)) is not None:
-            out.append(f"{'.'.join(str(p) for p in path)} ({why})")
-    return out

@@ -113,26 +113,6 @@ def settings(config) -> dict:
     return {**DEFAULTS, **given}
 
 
-class _Recorder:
-    """Sees, in the model's own forward (traced under jit), the inputs and outputs of the
-    layers whose names fully match `pattern`."""
-
-    calibrating = True
-
-    def __init__(self, model, pattern: str):
-        self.names = {id(m): n for n, m in compressible_layers(model) if re.fullmatch(pattern, n)}
-        self.calls = []
-
-    def selects(self, layer) -> bool:
-        return id(layer) in self.names
-
-    def observe(self, layer, product, bias) -> None:
-        self.calls.append([layer, product.vectors, None])
-
-    def observed(self, layer, output) -> None:
-        self.calls[-1][2] = output.reshape(-1, output.shape[-1])
-
-
 def hw_layers(model, spec: HWLoss) -> list[tuple[str, MaskedLayer]]:
     """The layers EIE runs (names matching `spec.layers`), in natural name order."""
     return [(n, m) for n, m in compressible_layers(model) if re.fullmatch(spec.layers, n)]
@@ -146,11 +126,11 @@ def layer_inputs(model, images, spec: HWLoss):
     their shapes match (a ReLU between them, as in the shipped models); otherwise None
     (the first layer, or one fed by host layers).
     """
-    recorder = _Recorder(model, spec.layers)
+    recorder = products.Recorder({id(m): n for n, m in hw_layers(model, spec)})
     with products.intercept(recorder):
         model(images)
     out, previous = [], None
-    for layer, h, y in recorder.calls:
+    for _, layer, h, y in recorder.calls:
         pre = previous if previous is not None and previous.shape == h.shape else None
         out.append((layer, h, pre))
         previous = y

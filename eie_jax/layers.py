@@ -297,10 +297,7 @@ class MaskedLinear(MaskedLayer):
             return x @ self.effective_kernel() + self.bias[...]
         kernel = self.effective_kernel()
         product = products.dot_general_product(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
-        if fn.calibrating:
-            fn.observe(self, product, products.bias_of(self))
-            return products.observed(fn, self, x @ kernel + self.bias[...])
-        return product.output(fn(self, product, products.bias_of(self)))
+        return products.through(fn, self, product, lambda: x @ kernel + self.bias[...])
 
 
 class MaskedConv(MaskedLayer):
@@ -333,15 +330,15 @@ class MaskedConv(MaskedLayer):
     def __call__(self, x):
         kernel, args = self.effective_kernel(), ((1, 1), self.padding)
         numbers = jax.lax.conv_dimension_numbers(x.shape, kernel.shape, ("NHWC", "HWIO", "NHWC"))
+        conv = lambda: (  # noqa: E731
+            jax.lax.conv_general_dilated(x, kernel, *args, dimension_numbers=numbers)
+            + self.bias[...]
+        )
         fn = products.interceptor_for(self)
-        if fn is not None:
-            product = products.conv_product(x, kernel, *args, dimension_numbers=numbers)
-            if not fn.calibrating:
-                return product.output(fn(self, product, products.bias_of(self)))
-            fn.observe(self, product, products.bias_of(self))
-        y = jax.lax.conv_general_dilated(x, kernel, *args, dimension_numbers=numbers)
-        y = y + self.bias[...]
-        return y if fn is None else products.observed(fn, self, y)
+        if fn is None:
+            return conv()
+        product = products.conv_product(x, kernel, *args, dimension_numbers=numbers)
+        return products.through(fn, self, product, conv)
 
 
 def _natural_key(path):

@@ -3,19 +3,15 @@
     outputs, report = run_on_eie(model, x_test, calibration=x_train[:1000])
     print(report.to_markdown())
 
-`run_on_eie` calls the model's own `__call__` twice per batch of inputs, eagerly: first
-in float with every selected product recorded (calibration: each layer's 16-bit
-fixed-point formats from the ranges of its inputs and outputs, as `hardware.calibrate`
-fits them, and optionally its bias correction, `hardware.bias_corrected`), then with every
-selected product run by `eie.simulate_batch` in EIE's fixed point, bias included;
-everything else (activations, attention, normalisation, layers left out) runs on the host
-in float. A product called with inputs of N activation vectors (a conv: one per output
-position) counts N runs of the layer; the report gives totals over them and the mean per
-vector. A layer called more than once (a recurrent cell, a module shared by two parents)
-is one entry, its calls aggregated.
-
-`LayerFigures` is the per-layer figures type: built from simulations here
-(`LayerFigures.from_runs`) and readable as a dict or a Markdown row.
+`run_on_eie` calls the model's own `__call__` eagerly: first in float on the calibration
+batches, every selected product observed (each layer's 16-bit fixed-point formats from
+the ranges of its inputs and outputs, `hardware.calibrate`; optionally its bias
+correction, `hardware.bias_corrected`), then on the inputs with every selected product
+run by `eie.simulate_batch` in EIE's fixed point, bias included; everything else runs on
+the host in float. A product called with N activation vectors (a conv: one per output
+position) counts N runs of the layer; a layer called more than once (a recurrent cell, a
+module shared by two parents) is one entry, its calls aggregated. The figures
+(`figures.LayerFigures`, `figures.EIEReport`) are built here from the simulations.
 """
 
 from __future__ import annotations
@@ -31,184 +27,9 @@ from eie_jax import eie, hardware
 from eie_jax.compressible import check_rules, match_rule
 from eie_jax.eie import energy, fixed_point, memory
 from eie_jax.errors import UserError
+from eie_jax.figures import EIEReport, LayerFigures
 from eie_jax.layers import compressible_layers
-from eie_jax.products import intercept
-
-ENERGY_EVENTS = ("entries", "broadcasts", "idle", "lnzd", "dram")
-
-
-@dataclasses.dataclass
-class LayerFigures:
-    """One layer on EIE: its program and what its runs cost (totals over `vectors` runs).
-
-    shape: (M, K) of the matrix EIE holds; weight_density: nonzero weights / (M K);
-    input_density: mean fraction of nonzero (quantised) inputs; cycles / rtl_cycles:
-    summed over runs under the paper's and the reference simulator's timing (rtl None when
-    not run); time_us: summed, DRAM streaming included; energy_uj: summed by event;
-    load_efficiency: mean over runs; entries, padding: the encoded matrix's entries and
-    how many of them are padding; sram_bytes: the largest per-PE need of each SRAM,
-    sram_capacity its size, fits_sram whether every PE's weights fit.
-    """
-
-    name: str
-    shape: tuple[int, int]
-    weight_bits: int
-    weight_density: float
-    act_frac_bits: int
-    weight_frac_bits: int
-    num_pes: int
-    entries: int
-    padding: int
-    sram_bytes: dict
-    sram_capacity: dict
-    fits_sram: bool
-    calls: int = 0
-    vectors: int = 0
-    input_density: float = 0.0
-    cycles: int = 0
-    rtl_cycles: int | None = None
-    time_us: float = 0.0
-    energy_uj: dict = dataclasses.field(default_factory=lambda: dict.fromkeys(ENERGY_EVENTS, 0.0))
-    useful_macs: int = 0
-    load_efficiency: float = 0.0
-
-    @classmethod
-    def for_layer(cls, name: str, encoded, cfg: eie.EIEConfig) -> LayerFigures:
-        """A layer's program figures, before any run."""
-        need = {s: int(np.max(getattr(encoded, f"{s}_bytes"))) for s in memory.SRAMS}
-        have = memory.capacity_bytes(cfg)
-        m, k = encoded.shape
-        return cls(
-            name=name,
-            shape=(int(m), int(k)),
-            weight_bits=cfg.weight_bits,
-            weight_density=float(np.count_nonzero(encoded.codes)) / max(m * k, 1),
-            act_frac_bits=cfg.act_frac_bits,
-            weight_frac_bits=cfg.weight_frac_bits,
-            num_pes=cfg.num_pes,
-            entries=int(encoded.num_entries),
-            padding=int(encoded.num_padding),
-            sram_bytes=need,
-            sram_capacity=have,
-            fits_sram=all(need[s] <= have[s] for s in memory.SRAMS),
-        )
-
-    def add_runs(self, *, active, paper, rtl, events) -> None:
-        """Adds B runs: active (B, K) broadcast inputs, the paper and rtl SimResults' cycles
-        fields as NumPy, and `energy.batch_energy`'s per-run events."""
-        b = len(active)
-        total = self.vectors + b
-        mean = lambda old, new: (old * self.vectors + float(np.sum(new))) / total
-        self.input_density = mean(self.input_density, np.mean(active, axis=1))
-        self.load_efficiency = mean(self.load_efficiency, paper["load_efficiency"])
-        self.cycles += int(np.sum(paper["total_cycles"]))
-        if rtl is not None:
-            self.rtl_cycles = (self.rtl_cycles or 0) + int(np.sum(rtl["total_cycles"]))
-        self.time_us += float(np.sum(events["time_us"]))
-        for event in ENERGY_EVENTS:
-            self.energy_uj[event] += float(np.sum(events[event]))
-        self.useful_macs += int(np.sum(events["useful_macs"]))
-        self.vectors = total
-
-    @property
-    def total_energy_uj(self) -> float:
-        return float(sum(self.energy_uj.values()))
-
-    def per_vector(self, value: float) -> float:
-        return value / self.vectors if self.vectors else 0.0
-
-    def to_dict(self) -> dict:
-        out = dataclasses.asdict(self)
-        out["shape"] = list(self.shape)
-        out["total_energy_uj"] = self.total_energy_uj
-        out["mean_per_vector"] = {
-            "cycles": self.per_vector(self.cycles),
-            "rtl_cycles": None if self.rtl_cycles is None else self.per_vector(self.rtl_cycles),
-            "time_us": self.per_vector(self.time_us),
-            "energy_uj": self.per_vector(self.total_energy_uj),
-        }
-        return out
-
-
-MARKDOWN_HEADER = (
-    "| layer | M x K | weights | inputs | vectors | cycles/vector | rtl/vector | µs/vector "
-    "| µJ/vector | load eff. | entries (padding) | Spmat B/PE | fits |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-)
-
-
-def markdown_row(f: LayerFigures) -> str:
-    rtl = "-" if f.rtl_cycles is None else f"{f.per_vector(f.rtl_cycles):.1f}"
-    return (
-        f"| {f.name} | {f.shape[0]} x {f.shape[1]} | {f.weight_density:.1%} "
-        f"| {f.input_density:.1%} | {f.vectors} | {f.per_vector(f.cycles):.1f} | {rtl} "
-        f"| {f.per_vector(f.time_us):.3f} | {f.per_vector(f.total_energy_uj):.4f} "
-        f"| {f.load_efficiency:.1%} | {f.entries} ({f.padding}) | {f.sram_bytes['spmat']} "
-        f"| {'yes' if f.fits_sram else 'NO'} |"
-    )
-
-
-@dataclasses.dataclass
-class EIEReport:
-    """Per layer in first-call order, and totals. `num_inputs`: the model inputs' leading
-    size (the examples run); `per_input` divides the totals by it."""
-
-    layers: list[LayerFigures]
-    num_inputs: int
-    config: eie.EIEConfig
-    programs: dict = dataclasses.field(default_factory=dict, repr=False)
-    recorded: dict = dataclasses.field(default_factory=dict, repr=False)
-
-    def __getitem__(self, name: str) -> LayerFigures:
-        for f in self.layers:
-            if f.name == name:
-                return f
-        raise KeyError(name)
-
-    @property
-    def totals(self) -> dict:
-        rtl = [f.rtl_cycles for f in self.layers]
-        energy_uj = {e: sum(f.energy_uj[e] for f in self.layers) for e in ENERGY_EVENTS}
-        return {
-            "cycles": sum(f.cycles for f in self.layers),
-            "rtl_cycles": None if None in rtl else sum(rtl),
-            "time_us": sum(f.time_us for f in self.layers),
-            "energy_uj": energy_uj,
-            "total_energy_uj": sum(energy_uj.values()),
-            "useful_macs": sum(f.useful_macs for f in self.layers),
-            "fits_sram": all(f.fits_sram for f in self.layers),
-        }
-
-    @property
-    def per_input(self) -> dict:
-        t, n = self.totals, max(self.num_inputs, 1)
-        return {
-            "cycles": t["cycles"] / n,
-            "rtl_cycles": None if t["rtl_cycles"] is None else t["rtl_cycles"] / n,
-            "time_us": t["time_us"] / n,
-            "energy_uj": t["total_energy_uj"] / n,
-        }
-
-    def to_dict(self) -> dict:
-        return {
-            "layers": [f.to_dict() for f in self.layers],
-            "num_inputs": self.num_inputs,
-            "totals": self.totals,
-            "per_input": self.per_input,
-            "config": dataclasses.asdict(self.config),
-        }
-
-    def to_markdown(self) -> str:
-        p = self.per_input
-        rtl = "-" if p["rtl_cycles"] is None else f"{p['rtl_cycles']:.1f}"
-        lines = [MARKDOWN_HEADER, *map(markdown_row, self.layers)]
-        lines.append(
-            f"\nPer input ({self.num_inputs} run, {self.config.num_pes} PEs at "
-            f"{self.config.clock_mhz:g} MHz): {p['cycles']:.1f} cycles (rtl {rtl}), "
-            f"{p['time_us']:.3f} µs, {p['energy_uj']:.4f} µJ."
-        )
-        return "\n".join(lines)
-
+from eie_jax.products import Recorder, intercept
 
 # ------------------------------------------------------------------ a session
 
@@ -453,19 +274,29 @@ def _calibration_batches(calibration, inputs, batch_size):
                     "give an array, a tuple of arrays or an iterable of input batches")  # fmt: skip
 
 
+def _chosen(model, rules, where: str) -> dict:
+    """{id(layer): name} of the compressible layers chosen for EIE: by the first rule that
+    matches the name, else by the layer's own choice (make_compressible's `eie`)."""
+    rules = check_rules(rules, {"eie"}, where)
+    chosen = {}
+    for name, layer in compressible_layers(model):
+        overrides = match_rule(rules, name)
+        if overrides == {}:
+            on = getattr(layer, "on_eie", True)
+        else:
+            on = bool(overrides and overrides.get("eie", True))
+        if on:
+            chosen[id(layer)] = name
+    return chosen
+
+
 def _selected_layers(model, rules) -> dict:
     """{id(layer): name} of the compressible layers that run on EIE; errors name a layer
     that is selected but not shared (EIE needs codes)."""
-    rules = check_rules(rules, {"eie"}, "run_on_eie")
+    chosen = _chosen(model, rules, "run_on_eie")
     selected = {}
     for name, layer in compressible_layers(model):
-        overrides = match_rule(rules, name)
-        on = (
-            getattr(layer, "on_eie", True)
-            if overrides == {}
-            else bool(overrides and overrides.get("eie", True))
-        )
-        if not on:
+        if id(layer) not in chosen:
             continue
         if layer.phase != "shared":
             state = "pruned" if float(jnp.min(layer.mask[...])) == 0.0 else "dense"
@@ -551,34 +382,16 @@ def run_fixed_point(model, *inputs, programs: dict, batch_size: int | None = 100
     return outputs, _stacked(session.recorded or {})
 
 
-class _InputRecorder:
-    """Keeps the input vectors of every selected product the forward calls (eagerly)."""
-
-    calibrating = True
-
-    def __init__(self, selected: dict):
-        self.selected, self.inputs = selected, {}
-
-    def selects(self, layer) -> bool:
-        return id(layer) in self.selected
-
-    def observe(self, layer, product, bias) -> None:
-        vectors = np.asarray(product.vectors, np.float32)
-        self.inputs.setdefault(self.selected[id(layer)], []).append(vectors)
-
-
 def record_inputs(model, *inputs, rules=None) -> dict[str, np.ndarray]:
     """{layer name: its input vectors (N, K)} of every compressible product the model's own
     forward calls on `inputs` (run eagerly; a layer called several times: its calls
-    concatenated in call order), e.g. the calibration inputs of GPTQ / AWQ. rules:
-    [(regex, {"eie": bool})] as in run_on_eie; the layers need not be shared."""
-    rules = check_rules(rules, {"eie"}, "record_inputs")
-    selected = {}
-    for name, layer in compressible_layers(model):
-        overrides = match_rule(rules, name)
-        if overrides is not None and overrides.get("eie", True):
-            selected[id(layer)] = name
-    recorder = _InputRecorder(selected)
+    concatenated in call order), e.g. the calibration inputs of GPTQ / AWQ. The layers are
+    chosen as run_on_eie chooses them (rules, else each layer's own choice) and need not
+    be shared."""
+    recorder = Recorder(_chosen(model, rules, "record_inputs"))
     with intercept(recorder):
         model(*inputs)
-    return {name: np.concatenate(xs) for name, xs in recorder.inputs.items()}
+    inputs_by_name: dict = {}
+    for name, _, vectors, _ in recorder.calls:
+        inputs_by_name.setdefault(name, []).append(np.asarray(vectors, np.float32))
+    return {name: np.concatenate(xs) for name, xs in inputs_by_name.items()}

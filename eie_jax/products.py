@@ -199,3 +199,32 @@ def observed(fn, layer, output):
     if hasattr(fn, "observed"):
         fn.observed(layer, output)
     return output
+
+
+def through(fn, layer, product: Product, float_output):
+    """A layer's output when interceptor `fn` selects it: calibrating, `fn` observes the
+    product and the layer goes on in float (`float_output()`); else `fn` computes it."""
+    if fn.calibrating:
+        fn.observe(layer, product, bias_of(layer))
+        return observed(fn, layer, float_output())
+    return product.output(fn(layer, product, bias_of(layer)))
+
+
+class Recorder:
+    """An interceptor that only observes: [name, layer, input vectors (N, K), output
+    (N, M)] of every call of the layers in `names` ({id(layer): name}), in call order;
+    traced under jit, concrete when the forward runs eagerly."""
+
+    calibrating = True
+
+    def __init__(self, names: dict):
+        self.names, self.calls = names, []
+
+    def selects(self, layer) -> bool:
+        return id(layer) in self.names
+
+    def observe(self, layer, product, bias) -> None:
+        self.calls.append([self.names[id(layer)], layer, product.vectors, None])
+
+    def observed(self, layer, output) -> None:
+        self.calls[-1][3] = output.reshape(-1, output.shape[-1])
