@@ -35,7 +35,18 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from eie_jax import checkpoint, compare_report, data, eie, hardware, models, on_eie, pipeline, share
+from eie_jax import (
+    checkpoint,
+    compare_report,
+    data,
+    eie,
+    figures,
+    hardware,
+    models,
+    on_eie,
+    pipeline,
+    share,
+)
 from eie_jax import workdir as workdir_lib
 from eie_jax.eie import fixed_point, metrics
 from eie_jax.layers import compressible_layers
@@ -161,61 +172,52 @@ def eie_inputs(model, dataset, report) -> list[tuple[hardware.FCLayer, eie.EIECo
     return out
 
 
-def cycles_on(layer, cfg, active, batch_size=2000) -> hardware.LayerRun:
-    """A layer's EIE timing at cfg.num_pes for inputs whose nonzeros are `active` (B, K).
+def cycles_on(layer, cfg, active, batch_size=2000) -> figures.LayerFigures:
+    """A layer's EIE figures at cfg.num_pes for inputs whose nonzeros are `active` (B, K).
 
     The datapath's timing recurrence alone (eie.cycles_from_counts, the loop simulate()
     runs beside its arithmetic): the outputs do not depend on the PE count, so another PE
     count needs only the cycles.
     """
     counts = eie.column_counts(layer.codes, cfg.num_pes, cfg.index_bits, cfg.weight_bits)
+    out = figures.LayerFigures.from_counts(
+        layer.name, counts, cfg, shape=layer.codes.shape, nonzeros=np.count_nonzero(layer.codes)
+    )
     device_counts = jnp.asarray(counts)
     history = eie.history_size(cfg.fifo_depth)
-    total, eff = [], []
     for start in range(0, len(active), batch_size):
-        batch = jnp.asarray(active[start : start + batch_size])
-        pe_cycles, pe_busy = jax.device_get(
-            metrics.batched_cycles(device_counts, batch, cfg.fifo_depth, history=history)
+        batch = active[start : start + batch_size]
+        timed = metrics.batched_cycles(
+            device_counts, jnp.asarray(batch), cfg.fifo_depth, history=history
         )
-        t = pe_cycles.max(axis=1)
-        total.append(t)
-        eff.append(metrics.load_efficiency(pe_busy, t))
-    cycles = float(np.concatenate(total).mean())
-    entries = int(counts.sum())
-    return hardware.LayerRun(
-        name=layer.name,
-        cycles=cycles,
-        time_us=cycles / cfg.clock_mhz,
-        load_efficiency=float(np.concatenate(eff).mean()),
-        num_entries=entries,
-        num_padding=entries - int(np.count_nonzero(layer.codes)),
-        act_frac_bits=cfg.act_frac_bits,
-        weight_frac_bits=cfg.weight_frac_bits,
-    )
+        pe_cycles, pe_busy = jax.device_get(timed)
+        out.add_timing(pe_cycles, pe_busy, batch)
+    return out
 
 
-def eie_summary(runs: list[hardware.LayerRun], broadcasts: list[float], clock_mhz) -> dict:
-    """The FC stack on EIE at one PE count, from its per-layer runs (means per inference).
+def eie_summary(runs: list[figures.LayerFigures], broadcasts: list[float], clock_mhz) -> dict:
+    """The FC stack on EIE at one PE count, from its layers' figures (means per inference).
 
     load_efficiency is the cycle-weighted mean of the layers' (mean busy PE / cycles);
     its ceiling replaces each layer's cycles by the least any mask with the same entries
     could take, max(broadcasts, busy): every broadcast costs at least one cycle (EIE
     Sec. III-D), so small layers on many PEs cannot be efficient however balanced.
     """
-    cycles = sum(r.cycles for r in runs)
-    busy = [r.load_efficiency * r.cycles for r in runs]
-    entries = sum(r.num_entries for r in runs)
+    layer_cycles = [f.per_vector(f.cycles) for f in runs]
+    cycles = sum(layer_cycles)
+    busy = [f.load_efficiency * c for f, c in zip(runs, layer_cycles, strict=True)]
+    entries = sum(f.entries for f in runs)
     floor = sum(max(b, u) for b, u in zip(broadcasts, busy, strict=True))
     return dict(
         cycles=cycles,
         time_us=cycles / clock_mhz,
         load_efficiency=sum(busy) / cycles if cycles else 0.0,
         load_efficiency_ceiling=sum(busy) / floor if floor else 0.0,
-        padding_share=sum(r.num_padding for r in runs) / entries if entries else 0.0,
+        padding_share=sum(f.padding for f in runs) / entries if entries else 0.0,
         entries=entries,
         layers={
-            r.name: dict(cycles=r.cycles, load_efficiency=r.load_efficiency, padding=r.num_padding)
-            for r in runs
+            f.name: dict(cycles=c, load_efficiency=f.load_efficiency, padding=f.padding)
+            for f, c in zip(runs, layer_cycles, strict=True)
         },
     )
 

@@ -4,7 +4,12 @@ LayerFigures holds a layer's program (shape, densities, formats, entries and pad
 need per PE) and what its runs cost, summed over the activation vectors run (cycles under
 the paper's and the rtl timing, time, energy by event, load efficiency); EIEReport lists
 them in the order the forward called the layers, with totals, the mean per model input,
-`to_dict()` and `to_markdown()`. `on_eie.EIESession` builds them from simulations.
+`to_dict()` and `to_markdown()`.
+
+Two ways in, one type out: from an encoded layer and full simulations
+(`for_layer` + `add_runs`: `on_eie.EIESession`, the Table III bench) or from entry counts
+and the timing recurrence alone (`from_counts` + `add_timing`: other PE counts in compare,
+the LLM-scale projection, the design-space sweeps).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import dataclasses
 import numpy as np
 
 from eie_jax import eie
-from eie_jax.eie import memory
+from eie_jax.eie import energy, fixed_point, memory, metrics
 
 ENERGY_EVENTS = ("entries", "broadcasts", "idle", "lnzd", "dram")
 
@@ -44,6 +49,8 @@ class LayerFigures:
     sram_bytes: dict
     sram_capacity: dict
     fits_sram: bool
+    clock_mhz: float
+    stored_bytes: dict
     calls: int = 0
     vectors: int = 0
     input_density: float = 0.0
@@ -53,26 +60,40 @@ class LayerFigures:
     energy_uj: dict = dataclasses.field(default_factory=lambda: dict.fromkeys(ENERGY_EVENTS, 0.0))
     useful_macs: int = 0
     load_efficiency: float = 0.0
+    busy: int = 0
 
     @classmethod
     def for_layer(cls, name: str, encoded, cfg: eie.EIEConfig) -> LayerFigures:
-        """A layer's program figures, before any run."""
-        need = {s: int(np.max(getattr(encoded, f"{s}_bytes"))) for s in memory.SRAMS}
+        """A layer's program figures from its EncodedLayer, before any run."""
+        nonzeros = int(np.count_nonzero(encoded.codes))
+        return cls.from_counts(name, encoded.counts, cfg, shape=encoded.shape, nonzeros=nonzeros)
+
+    @classmethod
+    def from_counts(cls, name: str, counts, cfg: eie.EIEConfig, *, shape, nonzeros: int):
+        """A layer's program figures from its entry counts (N, K) (`eie.column_counts`:
+        entries per PE and column, padding included) and its nonzero weights."""
+        counts, nonzeros = np.asarray(counts), int(nonzeros)
+        m, k = (int(d) for d in shape)
+        bits = cfg.weight_bits + cfg.index_bits
+        sram = memory.sram_bytes(counts.sum(axis=1), (m, k), cfg.num_pes, bits)
+        need = {s: int(np.max(sram[s])) for s in memory.SRAMS}
         have = memory.capacity_bytes(cfg)
-        m, k = encoded.shape
+        entries = int(counts.sum())
         return cls(
             name=name,
-            shape=(int(m), int(k)),
+            shape=(m, k),
             weight_bits=cfg.weight_bits,
-            weight_density=float(np.count_nonzero(encoded.codes)) / max(m * k, 1),
+            weight_density=nonzeros / max(m * k, 1),
             act_frac_bits=cfg.act_frac_bits,
             weight_frac_bits=cfg.weight_frac_bits,
             num_pes=cfg.num_pes,
-            entries=int(encoded.num_entries),
-            padding=int(encoded.num_padding),
+            entries=entries,
+            padding=entries - nonzeros,
             sram_bytes=need,
             sram_capacity=have,
             fits_sram=all(need[s] <= have[s] for s in memory.SRAMS),
+            clock_mhz=float(cfg.clock_mhz),
+            stored_bytes={s: int(np.sum(sram[s])) for s in ("spmat", "ptr")},
         )
 
     def add_runs(self, *, active, paper, rtl, events) -> None:
@@ -90,11 +111,81 @@ class LayerFigures:
         for event in ENERGY_EVENTS:
             self.energy_uj[event] += float(np.sum(events[event]))
         self.useful_macs += int(np.sum(events["useful_macs"]))
+        self.busy += int(np.sum(paper["pe_busy"]))
         self.vectors = total
+
+    def add_simulations(self, encoded, x, result, cfg, *, rtl=None, plan=None, energy_from="paper"):
+        """Adds the runs of x (B, K) from full simulations: `result` (and `rtl`, the rtl
+        timing's) are `eie.simulate_batch` results whose first B rows are x's runs; plan: a
+        memory.MemoryPlan when the weights stream from DRAM; energy_from: which timing the
+        energy events follow. Returns the runs' (paper, rtl) cycles fields as NumPy."""
+        n = len(x)
+        take = lambda res, fields: {f: np.asarray(getattr(res, f))[:n] for f in fields}  # noqa: E731
+        paper = take(result, ("total_cycles", "pe_busy", "load_efficiency"))
+        rtl = None if rtl is None else take(rtl, ("total_cycles", "pe_busy"))
+        active = np.asarray(fixed_point.quantize(x, cfg.act_frac_bits)) != 0
+        timed = rtl if energy_from == "rtl" else paper
+        events = energy.batch_energy(
+            encoded, active, timed["pe_busy"], timed["total_cycles"], cfg, plan
+        )
+        self.add_runs(active=active, paper=paper, rtl=rtl, events=events)
+        return paper, rtl
+
+    def add_timing(self, pe_cycles, pe_busy, active, *, counts=None, real=None) -> None:
+        """Adds B runs timed by the recurrence alone (`eie.cycles_from_counts`, no
+        arithmetic): pe_cycles and pe_busy (B, N), active (B, K) the broadcast inputs.
+        With the layer's counts (N, K) and its nonzero weights per column `real` (K,),
+        energy by event too (`energy.counts_energy`, weights on chip)."""
+        pe_cycles, pe_busy = np.asarray(pe_cycles, np.int64), np.asarray(pe_busy, np.int64)
+        total = pe_cycles.max(axis=1)
+        paper = dict(
+            total_cycles=total,
+            pe_busy=pe_busy,
+            load_efficiency=np.asarray(metrics.load_efficiency(pe_busy, total)),
+        )
+        if counts is None:
+            time_us = total / self.clock_mhz
+            events = dict.fromkeys(ENERGY_EVENTS, 0.0) | dict(time_us=time_us, useful_macs=0)
+        else:
+            events = energy.counts_energy(
+                counts, real, active, pe_busy, total, num_pes=self.num_pes,
+                clock_mhz=self.clock_mhz,
+            )  # fmt: skip
+        self.add_runs(active=np.asarray(active), paper=paper, rtl=None, events=events)
+
+    @property
+    def weight_bytes(self) -> int:
+        """The EIE-format weights of all PEs (Spmat + Ptr SRAM contents)."""
+        return self.stored_bytes["spmat"] + self.stored_bytes["ptr"]
 
     @property
     def total_energy_uj(self) -> float:
         return float(sum(self.energy_uj.values()))
+
+    # Figures of merit over all runs (energy.LayerEnergy's, for one run).
+    @property
+    def power_w(self) -> float:
+        return self.total_energy_uj / self.time_us if self.time_us > 0 else 0.0
+
+    @property
+    def pj_per_useful_mac(self) -> float:
+        macs = self.useful_macs
+        return 1e6 * self.total_energy_uj / macs if macs else float("nan")
+
+    @property
+    def dense_ops(self) -> int:
+        """2 M K operations per run, summed over the runs."""
+        return 2 * self.shape[0] * self.shape[1] * self.vectors
+
+    @property
+    def gops(self) -> float:
+        """Dense-equivalent GOP/s."""
+        return self.dense_ops / (self.time_us * 1e3) if self.time_us > 0 else 0.0
+
+    @property
+    def gops_per_watt(self) -> float:
+        energy_uj = self.total_energy_uj
+        return self.dense_ops / (energy_uj * 1e3) if energy_uj > 0 else 0.0
 
     def per_vector(self, value: float) -> float:
         return value / self.vectors if self.vectors else 0.0

@@ -102,20 +102,6 @@ def bias_corrected(layer: FCLayer, x, cfg: eie.EIEConfig) -> FCLayer:
     return dataclasses.replace(layer, bias=layer.bias + np.mean(exact - fixed, axis=0))
 
 
-@dataclasses.dataclass(frozen=True)
-class LayerRun:
-    """Per-layer hardware figures, averaged over the inputs that were run."""
-
-    name: str
-    cycles: float
-    time_us: float
-    load_efficiency: float
-    num_entries: int
-    num_padding: int
-    act_frac_bits: int
-    weight_frac_bits: int
-
-
 def fixed_point_forward(layers: list[FCLayer], x, cfgs: list[eie.EIEConfig]) -> np.ndarray:
     """The compressed FC stack in EIE's fixed point, computed densely (no EIE encoding).
 

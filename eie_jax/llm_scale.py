@@ -39,6 +39,7 @@ import numpy as np
 from eie_jax import eie, plotting
 from eie_jax.eie import energy, memory, timing
 from eie_jax.errors import UserError
+from eie_jax.figures import LayerFigures
 
 D_MODEL, D_MLP, NUM_LAYERS, VOCAB = 4096, 11008, 32, 32000
 INT4_G128_BITS = 4.16  # 4-bit weights + a 16-bit scale and a 4-bit zero per 128 (AWQ/GPTQ)
@@ -73,117 +74,71 @@ def synthetic_codes(rows: int, cols: int, sparsity: float, rng) -> np.ndarray:
     return codes
 
 
-@dataclasses.dataclass(frozen=True)
-class MatrixRun:
-    """One shape at one sparsity on one EIE size: what one run (one token) costs."""
-
-    shape: Shape
-    sparsity: float
-    num_pes: int
-    clock_mhz: float
-    cycles: int
-    load_efficiency: float
-    entries: int
-    spmat_bytes: int  # all PEs
-    ptr_bytes: int
-    max_pe_bytes: dict  # the largest per-PE need of each SRAM
-    compute_energy_uj: float  # SRAM-resident
-    idle_pj_per_cycle: float  # the whole chip's draw while waiting (clock + LNZD)
-
-    @property
-    def weight_bytes(self) -> int:
-        return self.spmat_bytes + self.ptr_bytes
-
-    @property
-    def compute_us(self) -> float:
-        return self.cycles / self.clock_mhz
-
-    def fits(self, cfg: eie.EIEConfig) -> bool:
-        have = memory.capacity_bytes(cfg)
-        return all(self.max_pe_bytes[name] <= have[name] for name in memory.SRAMS)
-
-
-def simulate_matrix(shape: Shape, sparsity: float, cfg: eie.EIEConfig, rng) -> MatrixRun:
-    """Encodes (counts only) and times one synthetic matrix of `shape` on cfg's EIE."""
+def simulate_matrix(shape: Shape, sparsity: float, cfg: eie.EIEConfig, rng) -> LayerFigures:
+    """Encodes (counts only) and times one synthetic matrix of `shape` on cfg's EIE: one
+    run (one token), energy by event with the weights on chip."""
     m, k, n = shape.rows, shape.cols, cfg.num_pes
     codes = synthetic_codes(m, k, sparsity, rng)
     counts = eie.column_counts(codes, n, cfg.index_bits, cfg.weight_bits)
+    real = np.count_nonzero(codes, axis=0)  # nonzero weights per column
     del codes
+    out = LayerFigures.from_counts(shape.name, counts, cfg, shape=(m, k), nonzeros=real.sum())
     active = np.zeros(k, bool)
     active[rng.permutation(k)[: round(shape.density * k)]] = True
     history = timing.history_size(cfg.fifo_depth)
     pe_cycles, busy = timing.cycles_from_counts(
         jnp.asarray(counts), jnp.asarray(active), cfg.fifo_depth, history=history
     )
-    pe_cycles, busy = np.asarray(pe_cycles, np.int64), np.asarray(busy, np.int64)
-    total = int(pe_cycles.max())
-    sram = memory.sram_bytes(counts.sum(axis=1), (m, k), n, cfg.weight_bits + cfg.index_bits)
-    return MatrixRun(
-        shape=shape,
-        sparsity=sparsity,
-        num_pes=n,
-        clock_mhz=cfg.clock_mhz,
-        cycles=total,
-        load_efficiency=float(busy.mean() / max(total, 1)),
-        entries=int(counts.sum()),
-        spmat_bytes=int(sram["spmat"].sum()),
-        ptr_bytes=int(sram["ptr"].sum()),
-        max_pe_bytes={name: int(sram[name].max()) for name in memory.SRAMS},
-        compute_energy_uj=_pe_energy_uj(counts, active, busy, total, n),
-        idle_pj_per_cycle=n * energy.IDLE_PJ + energy.lnzd_units(n) * energy.LNZD_UNIT_PJ_PER_CYCLE,
+    out.add_timing(
+        np.asarray(pe_cycles)[None], np.asarray(busy)[None], active[None], counts=counts, real=real
     )
+    return out
 
 
-def _pe_energy_uj(counts, active, busy, total: int, num_pes: int) -> float:
-    """energy.layer_energy's event model from the counts (no SRAM-resident DRAM)."""
-    _, breakdown = energy.event_energy(counts[:, active], busy, total, num_pes)
-    return sum(breakdown.values())
-
-
-def streamed(run: MatrixRun, gbps: float) -> tuple[float, float, bool]:
-    """(time µs, energy µJ, memory-bound) of one run with its weights streamed at gbps."""
+def streamed(run: LayerFigures, gbps: float) -> tuple[float, float, bool]:
+    """(time µs, energy µJ, memory-bound) of one run with its weights streamed at gbps;
+    waiting for DRAM, the chip draws its idle power (clock network and LNZD tree)."""
     transfer = memory.dram_us(run.weight_bytes, gbps)
-    time_us = max(run.compute_us, transfer)
-    wait_cycles = (time_us - run.compute_us) * run.clock_mhz
-    uj = run.compute_energy_uj + wait_cycles * run.idle_pj_per_cycle * 1e-6
-    return time_us, uj + memory.dram_energy_uj(run.weight_bytes), transfer > run.compute_us
+    time_us = max(run.time_us, transfer)
+    wait_cycles = (time_us - run.time_us) * run.clock_mhz
+    uj = run.total_energy_uj + wait_cycles * energy.idle_pj_per_cycle(run.num_pes) * 1e-6
+    return time_us, uj + memory.dram_energy_uj(run.weight_bytes), transfer > run.time_us
 
 
-def per_token(runs: list[MatrixRun], cfg: eie.EIEConfig, bandwidths) -> dict:
+def per_token(shapes: list[Shape], runs: list[LayerFigures], cfg, bandwidths) -> dict:
     """Per-token totals of one sparsity and EIE size (runs: one per shape)."""
-    count = lambda r: r.shape.count  # noqa: E731
-    weights = sum(count(r) * r.shape.rows * r.shape.cols for r in runs)
-    spmat = sum(count(r) * r.spmat_bytes for r in runs)
-    total_bytes = sum(count(r) * r.weight_bytes for r in runs)
-    cycles = sum(count(r) * r.cycles for r in runs)
+    pairs = list(zip([s.count for s in shapes], runs, strict=True))
+    weights = sum(s.count * s.rows * s.cols for s in shapes)
+    spmat = sum(c * r.stored_bytes["spmat"] for c, r in pairs)
+    total_bytes = sum(c * r.weight_bytes for c, r in pairs)
+    cycles = sum(c * r.cycles for c, r in pairs)
     out = {
-        "sparsity": runs[0].sparsity,
         "num_pes": cfg.num_pes,
         "weights": weights,
         "eie_bytes": total_bytes,
         "spmat_bytes": spmat,
         "fits_64pe_chip": total_bytes <= 64 * 1024 * (cfg.spmat_kb + cfg.ptr_kb),
         "min_pes_by_spmat": math.ceil(spmat / (cfg.spmat_kb * 1024)),
-        "sram_pes": sum(count(r) for r in runs) * cfg.num_pes,
-        "sram_fits_per_matrix": all(r.fits(cfg) for r in runs),
+        "sram_pes": sum(c for c, _ in pairs) * cfg.num_pes,
+        "sram_fits_per_matrix": all(r.fits_sram for r in runs),
         "cycles": cycles,
         "compute_us": cycles / cfg.clock_mhz,
-        "compute_energy_uj": sum(count(r) * r.compute_energy_uj for r in runs),
-        "load_efficiency": {r.shape.name: r.load_efficiency for r in runs},
+        "compute_energy_uj": sum(c * r.total_energy_uj for c, r in pairs),
+        "load_efficiency": {r.name: r.load_efficiency for r in runs},
         "dram": {},
     }
     out["sram_tokens_per_s"] = 1e6 / out["compute_us"]
     int4_bytes = weights * INT4_G128_BITS / 8
     for gbps in bandwidths:
         stream = [streamed(r, gbps) for r in runs]
-        time_us = sum(count(r) * s[0] for r, s in zip(runs, stream, strict=True))
-        bound = sum(count(r) for r, s in zip(runs, stream, strict=True) if s[2])
+        time_us = sum(c * st[0] for (c, _), st in zip(pairs, stream, strict=True))
+        bound = sum(c for (c, _), st in zip(pairs, stream, strict=True) if st[2])
         out["dram"][gbps] = {
             "time_us": time_us,
             "tokens_per_s": 1e6 / time_us,
-            "energy_mj": 1e-3 * sum(count(r) * s[1] for r, s in zip(runs, stream, strict=True)),
+            "energy_mj": 1e-3 * sum(c * st[1] for (c, _), st in zip(pairs, stream, strict=True)),
             "memory_us": memory.dram_us(total_bytes, gbps),
-            "memory_bound_matrices": f"{bound}/{sum(count(r) for r in runs)}",
+            "memory_bound_matrices": f"{bound}/{sum(c for c, _ in pairs)}",
             "int4_g128_tokens_per_s": 1e6 / memory.dram_us(int4_bytes, gbps),
             "int4_g128_energy_mj": 1e-3 * memory.dram_energy_uj(int4_bytes),
         }
@@ -255,7 +210,9 @@ def project(config, log=print) -> dict:
         cfg = base.replace(num_pes=num_pes)
         for sparsity in config.sparsities:
             runs = [simulate_matrix(shape, sparsity, cfg, rng) for shape in shapes]
-            rows.append(per_token(runs, cfg, config.bandwidths_gbps))
+            rows.append(
+                dict(sparsity=sparsity, **per_token(shapes, runs, cfg, config.bandwidths_gbps))
+            )
             log(f"{num_pes} PEs, sparsity {sparsity:.0%}: {rows[-1]['compute_us']:.0f} µs/token")
     timed = time_full_simulation(
         config.timed.rows, config.timed.cols, base.replace(num_pes=config.timed.num_pes), rng

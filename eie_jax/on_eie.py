@@ -25,7 +25,7 @@ import numpy as np
 
 from eie_jax import eie, hardware
 from eie_jax.compressible import check_rules, match_rule
-from eie_jax.eie import energy, fixed_point, memory
+from eie_jax.eie import memory
 from eie_jax.errors import UserError
 from eie_jax.figures import EIEReport, LayerFigures
 from eie_jax.layers import compressible_layers
@@ -171,18 +171,13 @@ class EIESession:
             outs.append(np.asarray(res.outputs)[:n])
             if not self.recording:
                 continue
-            paper = {k: np.asarray(getattr(res, k))[:n]
-                     for k in ("total_cycles", "pe_busy", "load_efficiency")}  # fmt: skip
-            rtl = None
+            rtl_res = None
             if self.rtl:
                 rtl_cfg = cfg.replace(timing="rtl")
                 rtl_res = eie.simulate_batch(enc, xs, rtl_cfg, relu=False, bias=prog.bias)
-                rtl = {"total_cycles": np.asarray(rtl_res.total_cycles)[:n]}
-            active = np.asarray(fixed_point.quantize(part, cfg.act_frac_bits)) != 0
-            events = energy.batch_energy(
-                enc, active, paper["pe_busy"], paper["total_cycles"], cfg, prog.plan
+            paper, rtl = prog.figures.add_simulations(
+                enc, part, res, cfg, rtl=rtl_res, plan=prog.plan
             )
-            prog.figures.add_runs(active=active, paper=paper, rtl=rtl, events=events)
             runs = dict(inputs=part, outputs=outs[-1], cycles=paper["total_cycles"])
             if rtl is not None:
                 runs["rtl_cycles"] = rtl["total_cycles"]

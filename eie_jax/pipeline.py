@@ -23,8 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from eie_jax import checkpoint, data, hardware, hw_loss, on_eie, prune, share, storage
+from eie_jax import checkpoint, data, hw_loss, on_eie, prune, share, storage
 from eie_jax import workdir as workdirs
+from eie_jax.errors import UserError
+from eie_jax.figures import LayerFigures
 from eie_jax.layers import compressible_layers
 from eie_jax.report import to_markdown
 from eie_jax.run_config import (
@@ -66,7 +68,8 @@ class ShareResult(StageResult):
 
 @dataclasses.dataclass
 class EIEResult(StageResult):
-    """accuracy: on EIE (16-bit fixed point); runs: one hardware.LayerRun per FC layer."""
+    """accuracy: on EIE (16-bit fixed point); runs: each EIE layer's figures.LayerFigures
+    over the test set."""
 
     fixed_point_accuracy: float = 0.0
     equals_fixed_point: bool = False
@@ -74,7 +77,8 @@ class EIEResult(StageResult):
 
     def __post_init__(self):
         self.runs = [
-            r if isinstance(r, hardware.LayerRun) else hardware.LayerRun(**r) for r in self.runs
+            r if isinstance(r, LayerFigures) else LayerFigures(**dict(r, shape=tuple(r["shape"])))
+            for r in self.runs
         ]
 
 
@@ -194,22 +198,7 @@ def eie_stage(model, dataset, config) -> EIEResult:
         accuracy=float(np.mean(np.argmax(logits, -1) == labels)),
         fixed_point_accuracy=float(np.mean(np.argmax(reference, -1) == labels)),
         equals_fixed_point=bool(np.array_equal(logits, reference)),
-        runs=[layer_run(f, config.eie.clock_mhz) for f in report.layers],
-    )
-
-
-def layer_run(figures, clock_mhz: float) -> hardware.LayerRun:
-    """A layer's figures as the run's report holds them: means per test input."""
-    cycles = figures.per_vector(figures.cycles)
-    return hardware.LayerRun(
-        name=figures.name,
-        cycles=cycles,
-        time_us=cycles / clock_mhz,
-        load_efficiency=figures.load_efficiency,
-        num_entries=figures.entries,
-        num_padding=figures.padding,
-        act_frac_bits=figures.act_frac_bits,
-        weight_frac_bits=figures.weight_frac_bits,
+        runs=report.layers,
     )
 
 
@@ -225,7 +214,7 @@ def run_stage(name, fn, model, ckpt_dir, result_type=StageResult):
     if os.path.isdir(path):
         meta = checkpoint.restore(path, model)
         logging.info("[%s] resumed from %s", name, path)
-        return result_type(**meta)
+        return _result(result_type, meta, path)
     start = time.time()
     result = fn()
     result.seconds = time.time() - start
@@ -238,7 +227,20 @@ STAGE_RESULTS = dict(zip(STAGES, (StageResult, PruneResult, ShareResult, EIEResu
 
 def stage_result(ckpt_dir: str, name: str) -> StageResult:
     """The typed result a finished stage recorded in its checkpoint (no model needed)."""
-    return STAGE_RESULTS[name](**checkpoint.read_meta(os.path.join(ckpt_dir, name)))
+    path = os.path.join(ckpt_dir, name)
+    return _result(STAGE_RESULTS[name], checkpoint.read_meta(path), path)
+
+
+def _result(result_type, meta: dict, path: str) -> StageResult:
+    """The typed result a checkpoint recorded; one that does not parse (written by another
+    version of eie_jax) is named, with the way out."""
+    try:
+        return result_type(**meta)
+    except (TypeError, KeyError, ValueError) as e:
+        raise UserError(
+            f"checkpoint {path} holds a stage result this version cannot read "
+            f"({type(e).__name__}: {e}); delete it to recompute that stage"
+        ) from None
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
@@ -335,13 +337,13 @@ def build_report(config, stages: dict, report: storage.CompressionReport, wall: 
             codebook_bits=weight_bits(config, row.name),
         )
         if row.name in runs:
-            run = runs[row.name]
+            run = runs[row.name]  # means per test input
             entry.update(
-                cycles=run.cycles,
-                time_us=run.time_us,
+                cycles=run.per_vector(run.cycles),
+                time_us=run.per_vector(run.time_us),
                 load_efficiency=run.load_efficiency,
-                eie_entries=run.num_entries,
-                eie_padding=run.num_padding,
+                eie_entries=run.entries,
+                eie_padding=run.padding,
                 act_frac_bits=run.act_frac_bits,
                 weight_frac_bits=run.weight_frac_bits,
             )

@@ -1,9 +1,10 @@
-"""Training a compressible model: the optimizer, the loss (cross entropy, distillation,
-penalties, EIE's expected cycles), the jitted step that re-applies masks, and evaluation.
+"""Training an image classifier through `trainer.fit`: the loss (cross entropy,
+distillation, penalties, EIE's expected cycles), epochs of shuffled batches, and evaluation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import jax
@@ -13,48 +14,34 @@ import optax
 from absl import logging
 from flax import nnx
 
-from eie_jax import data, hw_loss
-from eie_jax.layers import Optimizer, compressible_layers
+from eie_jax import data, hw_loss, trainer
+from eie_jax.layers import compressible_layers
 
 
-def _optimizer(model, learning_rate, config, total_steps):
-    """The configured optimizer over the Params; cosine decay spans one stage's steps."""
-    if config.train.lr_schedule == "cosine":
-        learning_rate = optax.cosine_decay_schedule(learning_rate, max(total_steps, 1))
-    if config.train.optimizer == "adam":
-        tx = optax.adamw(learning_rate, weight_decay=config.train.weight_decay)
-    else:
-        tx = optax.chain(
-            optax.add_decayed_weights(config.train.weight_decay),
-            optax.sgd(learning_rate, momentum=0.9),
-        )
-    return Optimizer(model, tx)  # masks re-applied after every update
-
-
-def _loss(model, images, labels, teacher_logits, weights, hw=None):
+@dataclasses.dataclass(frozen=True)
+class _Loss:
     """Cross entropy, or its mix with distillation from the dense teacher, plus penalties.
 
     weights: dict(penalty=, distill=, temperature=) as traced scalars (no recompiles).
     Distillation (Hinton et al. 2015): (1 - d) * CE + d * T**2 * KL(teacher_T || student_T).
+    hw: a hw_loss.HWLoss adds EIE's expected cycles (None: nothing traced). Frozen, so
+    equal losses share one compiled step (trainer.fit).
     """
-    logits = model(images)
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    t = weights["temperature"]
-    targets = jax.nn.softmax(teacher_logits / t)
-    kl = optax.kl_divergence(jax.nn.log_softmax(logits / t), targets).mean()
-    d = weights["distill"]
-    loss = (1.0 - d) * ce + d * t**2 * kl
-    penalty = sum(layer.sparsity_penalty() for _, layer in compressible_layers(model))
-    if hw is not None:  # EIE's expected cycles (hw_loss.py); None: nothing traced
-        loss = loss + hw.weight * hw_loss.hardware_loss(model, images, hw)
-    return loss + weights["penalty"] * penalty
 
+    hw: hw_loss.HWLoss | None = None
 
-@nnx.jit(static_argnames=("hw",))
-def _train_step(model, optimizer, images, labels, teacher_logits, weights, hw=None):
-    loss, grads = nnx.value_and_grad(_loss)(model, images, labels, teacher_logits, weights, hw)
-    optimizer.update(model, grads)  # re-applies the masks (layers.Optimizer)
-    return loss
+    def __call__(self, model, images, labels, teacher_logits, weights):
+        logits = model(images)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        t = weights["temperature"]
+        targets = jax.nn.softmax(teacher_logits / t)
+        kl = optax.kl_divergence(jax.nn.log_softmax(logits / t), targets).mean()
+        d = weights["distill"]
+        loss = (1.0 - d) * ce + d * t**2 * kl
+        penalty = sum(layer.sparsity_penalty() for _, layer in compressible_layers(model))
+        if self.hw is not None:
+            loss = loss + self.hw.weight * hw_loss.hardware_loss(model, images, self.hw)
+        return loss + weights["penalty"] * penalty
 
 
 @nnx.jit
@@ -101,7 +88,12 @@ def train(
     middle of a stage.
     """
     steps_per_epoch = -(-len(dataset.train.images) // config.train.batch_size)
-    optimizer = _optimizer(model, learning_rate, config, epochs * steps_per_epoch)
+    steps = epochs * steps_per_epoch
+    if config.train.lr_schedule == "cosine":
+        learning_rate = optax.cosine_decay_schedule(learning_rate, max(steps, 1))
+    optimizer = trainer.make_optimizer(
+        model, learning_rate, kind=config.train.optimizer, weight_decay=config.train.weight_decay
+    )
     distill = float(config.distill.weight) if teacher is not None else 0.0
     weights = dict(
         penalty=jnp.float32(penalty),
@@ -111,28 +103,26 @@ def train(
     train_x, train_y = dataset.train.images, dataset.train.labels
     if teacher is None:
         teacher = np.zeros((len(train_y), dataset.num_classes), np.float32)
-    step = 0
-    for epoch in range(epochs):
-        start, losses = time.time(), []
-        # Shuffled example indices, so that images, labels and teacher logits stay aligned.
-        for idx, labels in data.batches(
-            np.arange(len(train_y)), train_y, config.train.batch_size, seed=config.seed, epoch=epoch
-        ):
-            if on_step is not None:
-                on_step(step)
-            images, teacher_logits = train_x[idx], teacher[idx]
-            losses.append(
-                _train_step(model, optimizer, images, labels, teacher_logits, weights, hw)
-            )
-            step += 1
+
+    def batches():
+        # Shuffled example indices: images, labels and teacher logits stay aligned.
+        index, size = np.arange(len(train_y)), config.train.batch_size
+        for epoch in range(epochs):
+            for idx, labels in data.batches(index, train_y, size, seed=config.seed, epoch=epoch):
+                yield train_x[idx], labels, teacher[idx], weights
+
+    epoch_start = [time.time()]
+
+    def log_epoch(step, loss, lr, seconds):
         val = accuracy(model, dataset.validation.images, dataset.validation.labels)
         logging.info(
-            "[%s] epoch %d/%d  loss %.4f  val acc %.4f  (%.1f s)",
-            stage,
-            epoch + 1,
-            epochs,
-            float(np.mean(jax.device_get(losses))),
-            val,
-            time.time() - start,
-        )
-    return step
+            "[%s] epoch %d/%d  loss %.4f  val acc %.4f  (%.1f s)", stage,
+            step // steps_per_epoch, epochs, loss, val, time.time() - epoch_start[0],
+        )  # fmt: skip
+        epoch_start[0] = time.time()
+
+    trainer.fit(
+        model, optimizer, _Loss(hw), batches(), steps=steps, stage=stage, on_step=on_step,
+        every=steps_per_epoch, on_every=log_epoch,
+    )  # fmt: skip
+    return steps

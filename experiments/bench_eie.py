@@ -21,6 +21,7 @@ from ml_collections import config_flags
 
 from eie_jax import eie, errors, plotting, sweep
 from eie_jax.eie import benchmarks
+from eie_jax.figures import LayerFigures
 from experiments.timer import interleaved_medians, machine, median_time
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Benchmark config.", lock_config=True)
@@ -32,8 +33,12 @@ def layer_row(spec, config, cfg):
     codes, codebook, x = benchmarks.synthetic_layer(spec, config.seed, cfg)
     encode_s = median_time(lambda: eie.encode(codes, codebook, cfg).slice_codes, config.repeats)
     layer = eie.encode(codes, codebook, cfg)
-    res = eie.simulate(layer, x, cfg)
     rtl = cfg.replace(timing="rtl")
+    fig = LayerFigures.for_layer(spec.name, layer, cfg)
+    xs = jnp.asarray(x)[None]
+    fig.add_simulations(
+        layer, xs, eie.simulate_batch(layer, xs, cfg), cfg, rtl=eie.simulate_batch(layer, xs, rtl)
+    )
     times = interleaved_medians(
         dict(
             paper=lambda: eie.simulate_cycles(layer, x, cfg),
@@ -45,15 +50,15 @@ def layer_row(spec, config, cfg):
     return dict(
         layer=spec.name,
         shape=list(spec.shape),
-        cycles=int(res.total_cycles),
-        time_us=float(res.time_us),
+        cycles=fig.cycles,
+        time_us=fig.time_us,
         paper_actual_us=spec.paper_actual_us,
         paper_theoretical_us=spec.paper_theoretical_us,
-        ratio_vs_paper=float(res.time_us) / spec.paper_actual_us,
-        load_efficiency=float(res.load_efficiency),
-        padding_share=layer.num_padding / max(layer.num_entries, 1),
+        ratio_vs_paper=fig.time_us / spec.paper_actual_us,
+        load_efficiency=fig.load_efficiency,
+        padding_share=fig.padding / max(fig.entries, 1),
         encode_s=encode_s,
-        rtl_cycles=int(np.max(eie.simulate_cycles(layer, x, rtl)[0])),
+        rtl_cycles=fig.rtl_cycles,
         cycles_only_s=times["paper"],
         rtl_cycles_only_s=times["rtl"],
         outputs_and_cycles_s=times["outputs"],

@@ -1,8 +1,11 @@
 """The Table IV/V baselines reproduce the paper's own Fig. 6 bars (a check of the data)."""
 
+import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from eie_jax.eie import baselines
+from eie_jax import eie
+from eie_jax.eie import baselines, benchmarks, energy
 
 # ISCA 2016 Fig. 6, speedup over CPU dense, rounded as printed.
 PAPER_FIG6 = {
@@ -23,3 +26,24 @@ def test_baseline_speedups_round_to_the_papers_fig6():
     assert (
         abs(baselines.geomean(baselines.PAPER_FIG7_EIE) / baselines.PAPER_FIG7_GEOMEAN - 1) < 0.01
     )
+
+
+def test_eie_layer_figures_are_the_full_simulation_and_the_event_model():
+    """eie_layer's row (through figures.LayerFigures) against eie.simulate and
+    energy.layer_energy run directly on the same synthetic layer."""
+    spec = benchmarks.LayerSpec("small", 48, 40, 0.2, 0.5)
+    cfg = eie.EIEConfig(num_pes=8)
+    row = baselines.eie_layer(spec, cfg, seed=3)
+    codes, codebook, x = benchmarks.synthetic_layer(spec, 3, cfg)
+    layer = eie.encode(codes, codebook, cfg)
+    paper = eie.simulate(layer, jnp.asarray(x), cfg)
+    rtl_cfg = cfg.replace(timing="rtl")
+    rtl = eie.simulate(layer, jnp.asarray(x), rtl_cfg)
+    e = energy.layer_energy(layer, x, rtl, rtl_cfg)
+    assert row["paper_cycles"] == int(paper.total_cycles)
+    assert row["rtl_cycles"] == int(rtl.total_cycles)
+    assert row["energy_uj"] == pytest.approx(e.energy_uj, rel=1e-12)
+    for event, value in e.breakdown_uj.items():
+        assert row["energy_breakdown_uj"][event] == pytest.approx(value, rel=1e-12, abs=1e-15)
+    for merit in ("power_w", "pj_per_useful_mac", "gops", "gops_per_watt"):
+        assert row[merit] == pytest.approx(getattr(e, merit), rel=1e-9)

@@ -30,9 +30,12 @@ def test_matrix_run_matches_the_full_simulator(sparsity, density):
     res = eie.simulate(layer, jnp.asarray(active.astype(np.float32)), cfg)
     assert run.cycles == int(res.total_cycles)
     assert run.load_efficiency == pytest.approx(float(res.load_efficiency), rel=1e-6)
-    assert run.entries == layer.num_entries
-    assert run.spmat_bytes == int(layer.spmat_bytes.sum())
-    assert run.ptr_bytes == int(layer.ptr_bytes.sum())
+    assert run.entries == layer.num_entries and run.padding == layer.num_padding
+    assert run.stored_bytes["spmat"] == int(layer.spmat_bytes.sum())
+    assert run.stored_bytes["ptr"] == int(layer.ptr_bytes.sum())
+    # The energy from counts is the event model of the full simulation's run.
+    full = eie.energy.layer_energy(layer, jnp.asarray(active.astype(np.float32)), res, cfg)
+    assert run.total_energy_uj == pytest.approx(full.energy_uj, rel=1e-12)
     assert np.mean(codes == 0) == pytest.approx(sparsity, abs=0.05)
 
 
@@ -41,7 +44,7 @@ def test_per_token_sums_and_streaming():
     rng = np.random.default_rng(0)
     shapes = [llm_scale.Shape("a", 16, 8, 3, 1.0), llm_scale.Shape("b", 8, 16, 2, 0.5)]
     runs = [llm_scale.simulate_matrix(s, 0.5, cfg, rng) for s in shapes]
-    tok = llm_scale.per_token(runs, cfg, [1e-6, 1e6])
+    tok = llm_scale.per_token(shapes, runs, cfg, [1e-6, 1e6])
     assert tok["cycles"] == 3 * runs[0].cycles + 2 * runs[1].cycles
     assert tok["eie_bytes"] == sum(c * r.weight_bytes for c, r in zip((3, 2), runs, strict=True))
     slow, fast = tok["dram"][1e-6], tok["dram"][1e6]

@@ -96,6 +96,12 @@ class LayerEnergy:
         return self.dense_ops / (self.energy_uj * 1e3) if self.energy_uj > 0 else 0.0
 
 
+def idle_pj_per_cycle(num_pes: int) -> float:
+    """The whole chip's draw per cycle while it waits: every PE's clock network and the
+    LNZD tree."""
+    return num_pes * IDLE_PJ + lnzd_units(num_pes) * LNZD_UNIT_PJ_PER_CYCLE
+
+
 def event_energy(counts, pe_busy, total: int, num_pes: int) -> tuple[np.ndarray, dict]:
     """The event model of one run: (each PE's pJ, {entries, broadcasts, idle, lnzd} in µJ).
 
@@ -126,24 +132,35 @@ def batch_energy(layer, active, pe_busy, total_cycles, cfg, memory_plan=None) ->
     {entries, broadcasts, idle, lnzd, dram} in µJ, time_us (DRAM waits included) and
     useful_macs, each (B,).
     """
+    real = np.count_nonzero(np.asarray(layer.slice_codes), axis=(1, 2))  # (K,)
+    return counts_energy(
+        layer.counts, real, active, pe_busy, total_cycles, num_pes=cfg.num_pes,
+        clock_mhz=cfg.clock_mhz, memory_plan=memory_plan,
+    )  # fmt: skip
+
+
+def counts_energy(
+    counts, real, active, pe_busy, total_cycles, *, num_pes, clock_mhz, memory_plan=None
+) -> dict:
+    """`batch_energy` from a layer's entry counts (N, K) and its nonzero weights per
+    column `real` (K,; None: useful_macs 0), without the encoded layer."""
     active = np.asarray(active, np.int64)
     busy = np.asarray(pe_busy, np.int64)
-    counts = np.asarray(layer.counts)  # (N, K)
-    compute_us = np.asarray(total_cycles, np.float64) / cfg.clock_mhz
+    counts = np.asarray(counts)  # (N, K)
+    compute_us = np.asarray(total_cycles, np.float64) / clock_mhz
     time_us = compute_us if memory_plan is None else np.maximum(compute_us, memory_plan.dram_us)
-    total = np.round(time_us * cfg.clock_mhz).astype(np.int64)
+    total = np.round(time_us * clock_mhz).astype(np.int64)
     working = busy + active @ (counts == 0).T.astype(np.int64)  # entry + pointer-only cycles
     idle = np.maximum(total[:, None] - working, 0)
-    real = np.count_nonzero(np.asarray(layer.slice_codes), axis=(1, 2))  # (K,)
     dram = 0.0 if memory_plan is None else memory_plan.dram_energy_uj
     return {
         "entries": busy.sum(axis=1) * ENTRY_PJ * 1e-6,
-        "broadcasts": cfg.num_pes * active.sum(axis=1) * BROADCAST_PJ * 1e-6,
+        "broadcasts": num_pes * active.sum(axis=1) * BROADCAST_PJ * 1e-6,
         "idle": idle.sum(axis=1) * IDLE_PJ * 1e-6,
-        "lnzd": lnzd_units(cfg.num_pes) * LNZD_UNIT_PJ_PER_CYCLE * total * 1e-6,
+        "lnzd": lnzd_units(num_pes) * LNZD_UNIT_PJ_PER_CYCLE * total * 1e-6,
         "dram": np.full(len(total), dram),
         "time_us": time_us,
-        "useful_macs": active @ real,
+        "useful_macs": np.zeros(len(total), np.int64) if real is None else active @ real,
     }
 
 

@@ -28,9 +28,10 @@ import numpy as np
 from absl import logging
 
 from eie_jax import eie, storage, workdir
-from eie_jax.eie import benchmarks, metrics
+from eie_jax.eie import benchmarks
 from eie_jax.eie.encode import entry_counts_by_column, thread_map
 from eie_jax.errors import UserError
+from eie_jax.figures import LayerFigures
 from eie_jax.sweep.axes import Overrides, product, sweep
 from eie_jax.sweep.batching import RtlInputs, iter_cycles
 
@@ -114,10 +115,9 @@ class EIEPoint:
 
     cfg: eie.EIEConfig
     counts: np.ndarray  # (N, K_active)
-    num_entries: int
-    num_padding: int
+    program: LayerFigures  # the layer's program figures (entries, padding, SRAM), no runs
+    active: np.ndarray  # (K,) which inputs are broadcast
     real_active: int  # real (unpadded) entries in broadcast columns
-    shape: tuple[int, int]
     rtl: RtlInputs | None = None  # cfg.timing == 'rtl' only
 
 
@@ -132,7 +132,7 @@ class EIEHost:
     def __init__(self, log: Callable[[str], None] | None = None):
         self.log = log or (lambda msg: logging.info("%s", msg))
         self.counts, self.active, self.wanted = {}, {}, collections.defaultdict(set)
-        self.sliced = {}
+        self.sliced, self.programs = {}, {}
         self.logged = set()
 
     def plan(self, configs: Sequence[ml_collections.ConfigDict]):
@@ -218,13 +218,17 @@ class EIEHost:
                 bias_counts=np.zeros(cfg.num_pes, np.int32),
                 bias_col=int(eie.bias_column(shape[1], cfg.num_pes)),
             )
+        if (count_key, cfg) not in self.programs:
+            nonzeros = int(counts.sum()) - num_padding
+            self.programs[(count_key, cfg)] = LayerFigures.from_counts(
+                config.layer, counts, cfg, shape=shape, nonzeros=nonzeros
+            )
         return EIEPoint(
             cfg=cfg,
             counts=self.sliced[sliced_key],
-            num_entries=int(counts.sum()),
-            num_padding=num_padding,
+            program=self.programs[(count_key, cfg)],
+            active=active,
             real_active=real_active,
-            shape=shape,
             rtl=rtl,
         )
 
@@ -289,26 +293,29 @@ def _scaled(spec: benchmarks.LayerSpec, scale: float) -> benchmarks.LayerSpec:
 
 
 def eie_metrics(point: EIEPoint, pe_cycles, pe_busy) -> dict:
-    """The metrics of one design point (ISCA 2016, Sec. VI and Figs. 8, 11-13).
+    """The metrics of one design point (ISCA 2016, Sec. VI and Figs. 8, 11-13), from its
+    `LayerFigures` after the run.
 
     total_cycles = max_k pe_cycles; load_efficiency = mean(pe_busy) / total_cycles;
     real_work_ratio = real entries / all entries processed (padding is the difference);
     storage_bits = entries * (weight_bits + index_bits) + N * (K + 1) * 16-bit pointers.
     """
-    cfg = point.cfg
-    total = int(np.max(pe_cycles, initial=0))
-    busy = int(np.sum(pe_busy))
+    cfg, fig = (
+        point.cfg,
+        dataclasses.replace(point.program, energy_uj=dict(point.program.energy_uj)),
+    )
+    fig.add_timing(np.asarray(pe_cycles)[None], np.asarray(pe_busy)[None], point.active[None])
     return {
-        "total_cycles": total,
-        "time_us": total / cfg.clock_mhz,
-        "load_efficiency": metrics.load_efficiency(pe_busy, total),
-        "busy_entries": busy,
-        "real_work_ratio": point.real_active / busy if busy > 0 else 1.0,
-        "num_entries": point.num_entries,
-        "num_padding": point.num_padding,
-        "padding_share": point.num_padding / max(point.num_entries, 1),
-        "storage_bits": point.num_entries * (cfg.weight_bits + cfg.index_bits)
-        + cfg.num_pes * (point.shape[1] + 1) * storage.EIE_POINTER_BITS,
+        "total_cycles": fig.cycles,
+        "time_us": fig.time_us,
+        "load_efficiency": fig.load_efficiency,
+        "busy_entries": fig.busy,
+        "real_work_ratio": point.real_active / fig.busy if fig.busy > 0 else 1.0,
+        "num_entries": fig.entries,
+        "num_padding": fig.padding,
+        "padding_share": fig.padding / max(fig.entries, 1),
+        "storage_bits": fig.entries * (cfg.weight_bits + cfg.index_bits)
+        + cfg.num_pes * (fig.shape[1] + 1) * storage.EIE_POINTER_BITS,
         "broadcasts": int(point.counts.shape[1]),
     }
 

@@ -1,0 +1,148 @@
+"""The one training loop: steps counted, a learning-rate schedule, a time budget, hooks.
+
+    optimizer = trainer.make_optimizer(model, optax.cosine_decay_schedule(1e-3, steps))
+    record = trainer.fit(model, optimizer, loss, batches, steps=steps, stage="retrain")
+
+`loss(model, *batch) -> scalar` is differentiated with respect to the Params; `batches` is
+an iterator of argument tuples, one drawn per step. The optimizer (`make_optimizer`, the
+only place the project builds one) re-applies the masks after every update
+(`layers.Optimizer`), so momentum and weight decay cannot revive a pruned weight.
+
+The learning rate is a number, an optax schedule of the step count (evaluated by optax
+inside the update), or a `Progress`: a function of the progress
+p = max(step / steps, seconds spent / budget) that `fit` sets before every step, so that a
+run on a time budget decays its rate to the end on time, after fewer steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+from flax import nnx
+
+from eie_jax.layers import Optimizer
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+class Progress(NamedTuple):
+    """A learning rate fn(progress, step) that `fit` sets before every step; progress in
+    [0, 1) is max(step / steps, seconds / budget)."""
+
+    fn: Callable[[float, int], float]
+
+
+def warmup_cosine(base: float, warmup: int = 0) -> Progress:
+    """Linear warm-up over `warmup` steps, then cosine decay to 0 as progress goes 0 -> 1."""
+
+    def fn(progress, step):
+        ramp = min(1.0, (step + 1) / max(warmup, 1))
+        return base * ramp * 0.5 * (1.0 + np.cos(np.pi * min(progress, 1.0)))
+
+    return Progress(fn)
+
+
+def _sgd(learning_rate, weight_decay):
+    return optax.chain(
+        optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate, momentum=0.9)
+    )
+
+
+def _adam(learning_rate, weight_decay):
+    return optax.adamw(learning_rate, weight_decay=weight_decay)
+
+
+_TX = {"adam": _adam, "sgd": _sgd}
+
+
+def make_optimizer(model, learning_rate, *, kind: str = "adam", weight_decay: float = 0.0):
+    """AdamW, or SGD with momentum 0.9 and weight decay added to the gradient, over the
+    model's Params; masks re-applied after every update.
+
+    learning_rate: a number, an optax schedule of the step count, or a `Progress` (then an
+    injected hyperparameter that `fit` sets every step).
+    """
+    if kind not in _TX:
+        raise ValueError(f"optimizer kind={kind!r}: allowed: {OPTIMIZERS}")
+    if isinstance(learning_rate, Progress):
+        tx = optax.inject_hyperparams(_TX[kind])(
+            learning_rate=learning_rate.fn(0.0, 0), weight_decay=weight_decay
+        )
+    else:
+        tx = _TX[kind](learning_rate, weight_decay)
+    return Optimizer(model, tx)
+
+
+@nnx.jit(static_argnums=(2,))
+def _step(model, optimizer, loss, *batch):
+    value, grads = nnx.value_and_grad(loss)(model, *batch)
+    optimizer.update(model, grads)  # re-applies the masks (layers.Optimizer)
+    return value
+
+
+def _log(stage, steps):
+    def log(step, loss, lr, seconds):
+        rate = "" if lr is None else f"  lr {lr:.2e}"
+        logging.info(
+            "[%s] step %d/%d  loss %.4f%s  (%.0f s)", stage, step, steps, loss, rate, seconds
+        )
+
+    return log
+
+
+def fit(
+    model,
+    optimizer,
+    loss,
+    batches: Iterator[tuple],
+    *,
+    steps: int,
+    learning_rate: Progress | None = None,
+    minutes: float = 0.0,
+    stage: str = "train",
+    on_step: Callable[[int], None] | None = None,
+    every: int = 100,
+    on_every: Callable[[int, float, float | None, float], None] | None = None,
+) -> dict:
+    """Up to `steps` optimizer steps of `loss` on `batches`, within `minutes` (0: no budget).
+
+    loss: loss(model, *batch) -> scalar, hashable and the same object from call to call (a
+      module-level function or a frozen dataclass: it is a static argument of the jitted
+      step, compiled once per loss and batch shapes).
+    learning_rate: the `Progress` the optimizer was made with, or None when its rate is a
+      number or an optax schedule.
+    on_step(step): runs before every step (pruning schedules use it).
+    on_every(step, mean loss, learning rate or None, seconds): after every `every` steps
+      and after the last; default: one log line.
+    Returns dict(steps=steps run, seconds=, train_loss=the last mean loss reported).
+    """
+    on_every = on_every or _log(stage, steps)
+    budget = 60.0 * minutes
+    start, losses, last, lr, step = time.time(), [], float("nan"), None, 0
+    for step in range(steps):
+        progress = step / steps
+        if budget:
+            progress = max(progress, (time.time() - start) / budget)
+        if progress >= 1.0:
+            logging.info("[%s] time budget spent after %d steps", stage, step)
+            break
+        if on_step is not None:
+            on_step(step)
+        if learning_rate is not None:
+            lr = learning_rate.fn(progress, step)
+            optimizer.opt_state.hyperparams["learning_rate"][...] = jnp.float32(lr)
+        losses.append(_step(model, optimizer, loss, *next(batches)))
+        if (step + 1) % every == 0 or step + 1 == steps:
+            last = float(np.mean(jax.device_get(losses)))
+            losses = []
+            on_every(step + 1, last, lr, time.time() - start)
+    else:
+        step = steps
+    return dict(steps=step, seconds=time.time() - start, train_loss=last)
