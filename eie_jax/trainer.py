@@ -9,13 +9,20 @@ only place the project builds one) re-applies the masks after every update
 (`layers.Optimizer`), so momentum and weight decay cannot revive a pruned weight.
 
 The learning rate is a number, an optax schedule of the step count (evaluated by optax
-inside the update), or a `Progress`: a function of the progress
-p = max(step / steps, seconds spent / budget) that `fit` sets before every step, so that a
-run on a time budget decays its rate to the end on time, after fewer steps.
+inside the update; `cosine` is one that compares by value), or a `Progress`: a function of
+the progress p = max(step / steps, seconds spent / budget) that `fit` sets before every
+step, so that a run on a time budget decays its rate to the end on time, after fewer steps.
+
+The jitted step is compiled once per model structure, loss, batch shapes and optimizer
+transformation; `make_optimizer` hands out one transformation per (kind, rate, weight
+decay), so the stages of a run, and the runs of a study, that train alike share one
+compiled step instead of compiling their own.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -49,6 +56,18 @@ def warmup_cosine(base: float, warmup: int = 0) -> Progress:
     return Progress(fn)
 
 
+@dataclasses.dataclass(frozen=True)
+class cosine:  # noqa: N801 (an optax schedule: called like optax's functions)
+    """optax.cosine_decay_schedule(base, steps) that compares by value (see the module
+    docstring: equal schedules share a compiled step)."""
+
+    base: float
+    steps: int
+
+    def __call__(self, count):
+        return optax.cosine_decay_schedule(self.base, max(self.steps, 1))(count)
+
+
 def _sgd(learning_rate, weight_decay):
     return optax.chain(
         optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate, momentum=0.9)
@@ -71,13 +90,17 @@ def make_optimizer(model, learning_rate, *, kind: str = "adam", weight_decay: fl
     """
     if kind not in _TX:
         raise ValueError(f"optimizer kind={kind!r}: allowed: {OPTIMIZERS}")
-    if isinstance(learning_rate, Progress):
-        tx = optax.inject_hyperparams(_TX[kind])(
-            learning_rate=learning_rate.fn(0.0, 0), weight_decay=weight_decay
-        )
-    else:
-        tx = _TX[kind](learning_rate, weight_decay)
-    return Optimizer(model, tx)
+    rate = Progress if isinstance(learning_rate, Progress) else learning_rate
+    return Optimizer(model, _transformation(kind, rate, float(weight_decay)))
+
+
+@functools.lru_cache(maxsize=256)
+def _transformation(kind: str, learning_rate, weight_decay: float):
+    """One optax transformation per (kind, rate, weight decay): the same object for equal
+    arguments, so that the jitted step's cache finds it (nnx compares it by identity)."""
+    if learning_rate is Progress:  # a hyperparameter in the state, set by fit
+        return optax.inject_hyperparams(_TX[kind])(learning_rate=0.0, weight_decay=weight_decay)
+    return _TX[kind](learning_rate, weight_decay)
 
 
 @nnx.jit(static_argnums=(2,))

@@ -90,7 +90,7 @@ def train(
     steps_per_epoch = -(-len(dataset.train.images) // config.train.batch_size)
     steps = epochs * steps_per_epoch
     if config.train.lr_schedule == "cosine":
-        learning_rate = optax.cosine_decay_schedule(learning_rate, max(steps, 1))
+        learning_rate = trainer.cosine(learning_rate, steps)
     optimizer = trainer.make_optimizer(
         model, learning_rate, kind=config.train.optimizer, weight_decay=config.train.weight_decay
     )

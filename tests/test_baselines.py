@@ -6,6 +6,7 @@ import pytest
 
 from eie_jax import eie
 from eie_jax.eie import baselines, benchmarks, energy
+from experiments import fig_eie_vs_cpu
 
 # ISCA 2016 Fig. 6, speedup over CPU dense, rounded as printed.
 PAPER_FIG6 = {
@@ -29,11 +30,11 @@ def test_baseline_speedups_round_to_the_papers_fig6():
 
 
 def test_eie_layer_figures_are_the_full_simulation_and_the_event_model():
-    """eie_layer's row (through figures.LayerFigures) against eie.simulate and
+    """fig_eie_vs_cpu's row of a layer (through figures.LayerFigures) against eie.simulate and
     energy.layer_energy run directly on the same synthetic layer."""
     spec = benchmarks.LayerSpec("small", 48, 40, 0.2, 0.5)
     cfg = eie.EIEConfig(num_pes=8)
-    row = baselines.eie_layer(spec, cfg, seed=3)
+    row = fig_eie_vs_cpu.eie_layer(spec, cfg, seed=3)
     codes, codebook, x = benchmarks.synthetic_layer(spec, 3, cfg)
     layer = eie.encode(codes, codebook, cfg)
     paper = eie.simulate(layer, jnp.asarray(x), cfg)

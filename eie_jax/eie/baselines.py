@@ -7,11 +7,7 @@ platform's. PAPER_FIG6/7 are the paper's own EIE bars and geomeans, to compare a
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
-
-from eie_jax.eie import benchmarks, datapath, memory
-from eie_jax.eie.encode import encode as encode_layer
 
 LAYER_ORDER = (
     "Alex-6", "Alex-7", "Alex-8", "VGG-6", "VGG-7", "VGG-8", "NT-We", "NT-Wd", "NT-LSTM",
@@ -49,43 +45,3 @@ def baseline_bars() -> tuple[dict, dict]:
         speed[name] = cpu_us / np.asarray(times)
         eff[name] = cpu_uj / (np.asarray(times) * POWER_W[platform])
     return speed, eff
-
-
-def eie_layer(spec, cfg, seed: int = 0) -> dict:
-    """One Table III layer (synthetic, benchmarks.synthetic_layer) on the EIE model.
-
-    Returns cycles and µs for both timings, the event-model energy (rtl timing, on-chip),
-    the memory plan under cfg (dram_gbps > 0 streams a layer that does not fit) and the
-    streamed time, and the paper-method energy (time x Table V's 0.59 W); the figures of
-    merit are `figures.LayerFigures`'.
-    """
-    from eie_jax.figures import LayerFigures  # figures builds on eie: imported at call time
-
-    codes, codebook, x = benchmarks.synthetic_layer(spec, seed, cfg)
-    layer = encode_layer(codes, codebook, cfg)
-    del codes
-    fig = LayerFigures.for_layer(spec.name, layer, cfg)
-    xs = jnp.asarray(x)[None]
-    runs = {m: datapath.simulate_batch(layer, xs, cfg.replace(timing=m)) for m in ("paper", "rtl")}
-    # Energy under the rtl timing, weights on chip.
-    fig.add_simulations(layer, xs, runs["paper"], cfg, rtl=runs["rtl"], energy_from="rtl")
-    plan = memory.plan(layer, cfg, where=spec.name)
-    rtl_us = fig.rtl_cycles / cfg.clock_mhz
-    return dict(
-        layer=spec.name,
-        paper_cycles=fig.cycles,
-        paper_us=fig.cycles / cfg.clock_mhz,
-        rtl_cycles=fig.rtl_cycles,
-        rtl_us=rtl_us,
-        fits_sram=plan.fits,
-        sram_need_bytes=plan.need,
-        rtl_streamed_us=plan.time_us(rtl_us),
-        dram_energy_uj=plan.dram_energy_uj,
-        energy_uj=fig.total_energy_uj,
-        energy_breakdown_uj=fig.energy_uj,
-        power_w=fig.power_w,
-        pj_per_useful_mac=fig.pj_per_useful_mac,
-        gops=fig.gops,
-        gops_per_watt=fig.gops_per_watt,
-        paper_method_uj=rtl_us * POWER_W["EIE"],
-    )
