@@ -34,7 +34,7 @@ def validate(config) -> None:
     for name in ("num_chars", "fidelity_chars", "fidelity_batch", "calibration_windows"):
         if int(g[name]) != g[name] or g[name] < 1:
             raise UserError(f"config.generate.{name}={g[name]}: must be an int >= 1")
-    if g.temperature <= 0:
+    if not 0 < g.temperature < float("inf"):
         raise UserError(f"config.generate.temperature={g.temperature}: must be > 0")
     try:
         eie.EIEConfig(num_pes=g.num_pes, fifo_depth=g.fifo_depth)
@@ -65,9 +65,23 @@ class CompileCounter(logging.Handler):
 
 
 def run(config, out_dir: str, log=logging.info) -> dict:
+    """Preflight (the config, the corpus, the prompt's characters, a test text longer than
+    the context) before any training, then the run under the workdir's lock."""
     validate(config)
-    g = config.generate
     corpus = lm_study.load_corpus(config)
+    prompt = _encode(corpus, config.generate.prompt)
+    if len(corpus.test) < config.data.context + 1:
+        raise UserError(
+            f"config.data.test_works: {len(corpus.test)} characters of test text; "
+            f"needs at least config.data.context + 1 = {config.data.context + 1}"
+        )
+    with workdir.lock(out_dir):
+        lm_study.check_workdir(config, out_dir)
+        return _run(config, corpus, prompt, out_dir, log)
+
+
+def _run(config, corpus, prompt, out_dir, log) -> dict:
+    g = config.generate
     dense, _ = lm_study.dense_model(config, corpus, out_dir)
     model = lm.copy(dense)
     decode.compress(model, g.sparsity, g.bits, seed=config.seed)
@@ -100,7 +114,6 @@ def run(config, out_dir: str, log=logging.info) -> dict:
     fidelity["nats_gap"] = fidelity["eie_nats_per_char"] - fidelity["float_nats_per_char"]
     log(f"fidelity: {fidelity}")
 
-    prompt = _encode(corpus, g.prompt)
     counter = CompileCounter()
     times = []
 

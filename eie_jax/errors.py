@@ -17,7 +17,8 @@ class UserError(ValueError):
 
 
 def run_main(main: Callable) -> Callable:
-    """Wraps an absl `main(argv)`: a UserError becomes one line on stderr and exit status 2."""
+    """Wraps an absl `main(argv)`: a UserError becomes one line on stderr and exit status 2;
+    Ctrl-C one line saying how to resume, exit status 130."""
 
     def wrapped(argv):
         try:
@@ -25,6 +26,9 @@ def run_main(main: Callable) -> Callable:
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
+        except KeyboardInterrupt:
+            print("interrupted; rerun the same command to resume", file=sys.stderr)
+            sys.exit(130)
 
     return wrapped
 
@@ -37,28 +41,55 @@ CONFIG_HELP = (
 )
 
 
-def flags_parser(argv):
-    """absl's flag parsing, with a bad `--config.<field>=<value>` as one line and exit 2.
+def _config_arg(argv) -> str:
+    return next((a for a in argv[1:] if a.startswith("--config=")), "--config")
 
-    ml_collections reports an override of a field that does not exist as a bare
-    AttributeError / KeyError deep in its parser; this names the argument instead.
+
+def _override_error(argv, e) -> str:
+    """A bad `--config.<field>=<value>`, named, with ml_collections' suggestion if any."""
+    while e.args and isinstance(e.args[0], BaseException):  # AttributeError(KeyError(...))
+        e = e.args[0]
+    text = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
+    key, _, hint = text.strip().partition("\n")
+    key = key.strip("'\"")
+    bad = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.") and key in a]
+    hint = hint.strip()
+    hint = f"; {hint[0].lower()}{hint[1:]}" if hint else ""
+    return f"{bad[0] if bad else 'a --config override'}: no such config field {key!r}{hint}"
+
+
+def _last_line(text: str) -> str:
+    """The exception line at the end of a traceback absl folded into a message."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else text
+
+
+def flags_parser(argv):
+    """absl's flag parsing, with every mistake in the flags as one line and exit status 2.
+
+    A missing or unreadable config file, a config argument the file refuses
+    (`configs/x.py:bogus`), an override of a field that does not exist (ml_collections
+    reports it as a bare AttributeError / KeyError deep in its parser) or a missing flag.
     Pass as `app.run(run_main(main), flags_parser=flags_parser)`.
     """
     from absl import flags
 
     try:
-        return flags.FLAGS(argv)
+        rest = flags.FLAGS(argv)
+        if "config" in flags.FLAGS:  # a file config_flags failed to load raises on access
+            getattr(flags.FLAGS["config"].value, "to_dict", None)
+        return rest
     except flags.Error as e:
-        print(f"error: {e}", file=sys.stderr)
-    except (AttributeError, KeyError, TypeError, ValueError) as e:
-        key = str(e).strip("'\"")
-        bad = [a for a in argv[1:] if a.startswith("--config.") and key.split(".")[-1] in a]
-        what = bad[0].split("=")[0] if bad else f"a --config override ({e})"
-        print(
-            f"error: {what}: no such config field ({key!r}); see the config file", file=sys.stderr
-        )
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        message = str(e)
+        if "Traceback" in message:  # the config file raised: keep its own message
+            message = f"{_config_arg(argv)}: {_last_line(message)}"
+    except OSError as e:  # config_flags: the file could not be loaded
+        message = f"{_config_arg(argv)}: cannot load the config file ({_last_line(str(e))})"
+    except (AttributeError, KeyError) as e:
+        message = _override_error(argv, e)
+    except (TypeError, ValueError) as e:
+        message = f"{_config_arg(argv)}: {e}"
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
     sys.exit(2)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from math import inf
 
 import jax
 import numpy as np
@@ -20,6 +21,7 @@ from absl import logging
 from flax import nnx
 
 from eie_jax import lm, lm_report, quantize, text
+from eie_jax import workdir as workdirs
 from eie_jax.errors import UserError
 from eie_jax.layers import compressible_layers
 
@@ -28,11 +30,29 @@ def validate(config) -> None:
     """Rejects a bad config before any work, naming the field and what is allowed."""
     if config.model not in lm.LM_MODELS:
         raise UserError(f"config.model={config.model!r}: allowed: {lm.LM_MODELS}")
-    for path in ("train.steps", "train.batch_size", "data.context", "prune.steps"):
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
+        raise UserError(f"config.seed={config.seed!r}: allowed: an int >= 0")
+    for path in (
+        "train.steps",
+        "train.batch_size",
+        "data.context",
+        "prune.steps",
+        "prune.frequency",
+    ):
         section, field = path.split(".")
         value = config[section][field]
         if not isinstance(value, int) or value < 1:
             raise UserError(f"config.{path}={value!r}: allowed: an int >= 1")
+    for path in ("train.learning_rate", "prune.learning_rate", "share.learning_rate"):
+        section, field = path.split(".")
+        value = config[section][field]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < inf:
+            raise UserError(f"config.{path}={value!r}: allowed: a finite number > 0")
+    for path in ("train.max_minutes", "prune.max_minutes", "share.max_minutes"):
+        section, field = path.split(".")
+        value = config[section][field]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < inf:
+            raise UserError(f"config.{path}={value!r}: allowed: minutes >= 0 (0: no budget)")
     for s in config.prune.sparsities:
         if not 0.0 < s < 1.0:
             raise UserError(f"config.prune.sparsities: {s!r}; allowed: fractions in (0, 1)")
@@ -95,30 +115,29 @@ def score(model, ids, config) -> float:
     return lm.evaluate(model, ids, config.data.context, config.data.eval_windows)
 
 
-def _check_same_config(config, workdir) -> None:
-    path = os.path.join(workdir, "config.json")
+# The fields the dense model depends on: a workdir holds one dense model, so a rerun may
+# change anything else (methods, pruning, sharing) but not these.
+DENSE_FIELDS = ("model", "model_kwargs", "data", "train", "seed")
+
+
+def check_workdir(config, workdir: str) -> None:
+    """Refuses a workdir whose dense model was made with other DENSE_FIELDS (one line
+    naming them), else records them in WORKDIR/dense_config.json."""
     current = json.loads(config.to_json())
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)
-        fixed = ("model", "model_kwargs", "data", "train", "seed")
-        changed = [k for k in fixed if saved.get(k) != current.get(k)]
-        if changed:
-            raise UserError(
-                f"{workdir} holds a dense model made with other config fields "
-                f"({', '.join(changed)}); use a new --workdir"
-            )
-    with open(path + ".tmp", "w") as f:
-        json.dump(current, f, indent=2)
-    os.replace(path + ".tmp", path)
+    dense = {k: current[k] for k in DENSE_FIELDS}
+    workdirs.check_same_config(workdir, dense, "dense_config.json")
 
 
 def run(config, workdir: str, *, dense_only: bool = False) -> dict:
     """The whole study; returns the results dict written to WORKDIR/results.json."""
     validate(config)
-    os.makedirs(workdir, exist_ok=True)
     corpus = load_corpus(config)
-    _check_same_config(config, workdir)
+    with workdirs.lock(workdir):
+        check_workdir(config, workdir)
+        return _run(config, corpus, workdir, dense_only)
+
+
+def _run(config, corpus, workdir, dense_only):
     logging.info(
         "text: train %d, validation %d, test %d characters; vocabulary %d",
         len(corpus.train), len(corpus.validation), len(corpus.test), corpus.vocab_size,
@@ -153,13 +172,7 @@ def run(config, workdir: str, *, dense_only: bool = False) -> dict:
                 )  # fmt: skip
                 results["rows"].append(row)
             results["jobs"].append(job.name)
-            _write_json(results_path, results)
-    _write_json(results_path, results)
+            workdirs.write_json_atomic(results_path, results, indent=2)
+    workdirs.write_json_atomic(results_path, results, indent=2)
     lm_report.write(results, workdir)
     return results
-
-
-def _write_json(path, obj):
-    with open(path + ".tmp", "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(path + ".tmp", path)

@@ -37,7 +37,7 @@ def validate_config(config) -> None:
     number = lambda v: isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
     need("model", lambda v: v in models.available(), models.available())
     need("dataset", lambda v: v in data.DATASETS, sorted(data.DATASETS))
-    need("seed", integer, "an int")
+    need("seed", lambda v: integer(v) and v >= 0, "an int >= 0")
     need("validation_size", lambda v: integer(v) and v >= 0, "an int >= 0")
     need("train.epochs", lambda v: integer(v) and v >= 0, "an int >= 0")
     need("train.batch_size", lambda v: integer(v) and v > 0, "an int > 0")

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy
 import scipy.sparse
-from absl import app, flags
+from absl import flags
 from jax.experimental import sparse
 from ml_collections import config_flags
 
@@ -165,4 +165,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(errors.run_main(main))
+    errors.run(main)

@@ -13,7 +13,7 @@ import functools
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from eie_jax import eie, errors
 from eie_jax.eie import benchmarks
@@ -71,4 +71,4 @@ def small_case():
 
 
 if __name__ == "__main__":
-    app.run(errors.run_main(main))
+    errors.run(main)

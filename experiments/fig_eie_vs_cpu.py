@@ -14,7 +14,7 @@ import os
 import jax.numpy as jnp
 import matplotlib
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from eie_jax import eie, errors
@@ -180,4 +180,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(errors.run_main(main))
+    errors.run(main)

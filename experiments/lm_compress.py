@@ -10,7 +10,7 @@ Writes WORKDIR/dense (the orbax checkpoint every method starts from), WORKDIR/re
 --dense_only stops after the dense model.
 """
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from eie_jax import errors, lm_study
@@ -28,4 +28,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(errors.run_main(main))
+    errors.run(main)

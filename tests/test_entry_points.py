@@ -1,0 +1,130 @@
+"""Every entry point keeps the promise for a user's mistake: one line on stderr naming it,
+exit status 2, no traceback, nothing trained; Ctrl-C is one line saying how to resume; the
+LM study and generation take the workdir's lock and refuse another dense model's workdir."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from configs import char_lstm
+from eie_jax import lm_study
+from eie_jax import workdir as workdirs
+from tests import synthetic, synthetic_text
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _assert_one_line_error(out, *needles):
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = [x for x in out.stderr.splitlines() if x.strip()]
+    assert lines and lines[-1].startswith("error: "), out.stderr[-2000:]
+    assert sum(x.startswith("error: ") for x in lines) == 1
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+    for needle in needles:
+        assert needle in lines[-1], (needle, lines[-1])
+
+
+@pytest.mark.parametrize(
+    "entry, args, needles",
+    [
+        ("compress", ["--config=configs/nope.py"], ["--config=configs/nope.py", "No such file"]),
+        ("compress", ["--config=configs/lenet_300_100.py:bogus"], ["bogus", "allowed"]),
+        (
+            "compress",
+            ["--config=configs/lenet_300_100.py", "--config.prune.sparsty=0.9"],
+            ["--config.prune.sparsty", 'did you mean "sparsity"'],
+        ),
+        ("compress", ["--config=configs/lenet_300_100.py", "--config.seed=-1"], ["seed=-1"]),
+        ("lm_compress", ["--config=configs/char_lstm.py", "--config.trian.steps=3"], ["trian"]),
+        ("lm_compress", ["--config=configs/char_lstm.py", "--config.seed=-1"], ["seed=-1"]),
+        (
+            "lm_compress",
+            ["--config=configs/char_lstm.py", "--config.train.learning_rate=nan"],
+            ["train.learning_rate=nan"],
+        ),
+        ("generate", ["--config=configs/char_lstm.py:bogus"], ["bogus"]),
+        (
+            "generate",
+            ["--config=configs/char_transformer.py", "--config.generate.temperature=nan"],
+            ["temperature=nan"],
+        ),
+        ("fig_eie_vs_cpu", ["--config=configs/fig_eie_vs_cpu.py"], ["--workdir"]),
+        ("bench_crossover", ["--config=configs/bench_crossover.py"], ["--workdir"]),
+    ],
+)
+def test_mistakes_are_one_line_before_any_work(tmp_path, entry, args, needles):
+    workdir = tmp_path / "w"
+    extra = [] if entry in ("fig_eie_vs_cpu", "bench_crossover") else [f"--workdir={workdir}"]
+    out = _run(f"experiments.{entry}", *args, *extra)
+    _assert_one_line_error(out, *needles)
+    assert not workdir.exists() or not any(workdir.iterdir())  # nothing written
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return synthetic_text.write_corpus(str(tmp_path_factory.mktemp("texts")))
+
+
+def _lm_args(corpus, workdir, *extra):
+    return [
+        "--config=configs/char_lstm.py:smoke", f"--config.data.data_dir={corpus}",
+        "--config.data.validation_works=('beta',)", "--config.data.test_works=('gamma',)",
+        "--config.generate.prompt=To", f"--workdir={workdir}", *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("entry", ["lm_compress", "generate"])
+def test_lm_entry_points_hold_the_workdir_lock(tmp_path, corpus, entry):
+    workdir = str(tmp_path / "w")
+    with workdirs.lock(workdir):  # another run holds it
+        out = _run(f"experiments.{entry}", *_lm_args(corpus, workdir))
+    _assert_one_line_error(out, "is in use by another process")
+    assert not os.path.exists(os.path.join(workdir, "dense"))
+
+
+def test_lm_workdir_of_another_dense_model_is_refused(tmp_path, corpus):
+    workdir = str(tmp_path / "w")
+    config = char_lstm.get_config("smoke")
+    config.data.update(data_dir=corpus, validation_works=("beta",), test_works=("gamma",))
+    config.model_kwargs.hidden += 1  # the dense model in the workdir is another one
+    lm_study.check_workdir(config, workdir)
+    out = _run("experiments.generate", *_lm_args(corpus, workdir))
+    _assert_one_line_error(out, "holds results of another config", "model_kwargs.hidden")
+    assert not os.path.exists(os.path.join(workdir, "dense"))
+
+
+def test_prompt_outside_the_vocabulary_is_refused_before_training(tmp_path, corpus):
+    workdir = str(tmp_path / "w")
+    out = _run("experiments.generate", *_lm_args(corpus, workdir, "--config.generate.prompt=@"))
+    _assert_one_line_error(out, "config.generate.prompt", "'@'")
+    assert not os.path.exists(os.path.join(workdir, "dense"))
+
+
+def test_ctrl_c_is_one_line_saying_how_to_resume(tmp_path):
+    data_dir = synthetic.write_idx_dataset(str(tmp_path / "idx"))
+    workdir = tmp_path / "w"
+    cmd = [
+        sys.executable, "-m", "experiments.compress", "--config=configs/lenet_300_100.py:smoke",
+        "--config.dataset=mnist", f"--config.data_dir={data_dir}", f"--workdir={workdir}",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (workdir / "config.json").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # into the first stage
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    lines = [x for x in stderr.splitlines() if x.strip()]
+    assert lines[-1] == "interrupted; rerun the same command to resume"
+    assert "Traceback" not in stderr
