@@ -137,20 +137,34 @@ def run(config, workdir: str, *, dense_only: bool = False) -> dict:
         return _run(config, corpus, workdir, dense_only)
 
 
+def _saved_results(path) -> dict:
+    """{rows, jobs} of a results.json a run left, or {} (a damaged one is a UserError
+    naming it, before any training)."""
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        return dict(rows=list(saved["rows"]), jobs=list(saved["jobs"]))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(
+            f"{path}: damaged ({type(e).__name__}: {e}); move it away to recompute the "
+            "methods (the dense model in WORKDIR/dense is kept)"
+        ) from None
+
+
 def _run(config, corpus, workdir, dense_only):
     logging.info(
         "text: train %d, validation %d, test %d characters; vocabulary %d",
         len(corpus.train), len(corpus.validation), len(corpus.test), corpus.vocab_size,
     )  # fmt: skip
-    model, meta = dense_model(config, corpus, workdir)
     results_path = os.path.join(workdir, "results.json")
+    saved = _saved_results(results_path)
+    model, meta = dense_model(config, corpus, workdir)
     params = jax.tree_util.tree_leaves(nnx.state(model, nnx.Param))
     dense_kb = sum(int(np.prod(p.shape)) for p in params) * 32 / 8 / 1024
     results = dict(model=config.model, dense=dict(meta, model_kb=dense_kb), rows=[], jobs=[])
-    if os.path.exists(results_path):
-        with open(results_path) as f:
-            saved = json.load(f)
-        results.update(rows=saved["rows"], jobs=saved["jobs"])
+    results.update(saved)
     if dense_only:
         return results
     calib = None

@@ -246,16 +246,12 @@ def _result(result_type, meta: dict, path: str) -> StageResult:
 def train_and_evaluate(config, workdir: str) -> dict:
     """Runs every stage, writes WORKDIR/report.{json,md} and checkpoints; returns the report.
 
-    Holds WORKDIR's lock throughout: a second run on the same workdir is refused.
+    Preflight (the config, the dataset) before the workdir is touched, so that a run that
+    fails there leaves nothing behind; then WORKDIR's lock throughout (a second run on the
+    same workdir is refused) and its config check (config.json).
     """
-    validate_config(config)
-    workdirs.check_same_config(workdir, config, "config.json")
-    with workdirs.lock(workdir):
-        return _train_and_evaluate(config, workdir)
-
-
-def _train_and_evaluate(config, workdir: str) -> dict:
     t0 = time.time()
+    validate_config(config)
     dataset = data.load_dataset(
         config.dataset,
         config.data_dir or None,
@@ -269,6 +265,12 @@ def _train_and_evaluate(config, workdir: str) -> dict:
         len(dataset.validation.images),
         len(dataset.test.images),
     )
+    with workdirs.lock(workdir):
+        workdirs.check_same_config(workdir, config, "config.json")
+        return _train_and_evaluate(config, workdir, dataset, t0)
+
+
+def _train_and_evaluate(config, workdir: str, dataset, t0: float) -> dict:
     model = build_model(config.model, config.seed)
     ckpt = os.path.join(workdir, "checkpoints")
     dense = run_stage("1_dense", lambda: dense_stage(model, dataset, config), model, ckpt)

@@ -86,10 +86,16 @@ def load(data_dir: str, validation_works, test_works) -> TextData:
     def read(names):
         texts = []
         for name in names:
-            with open(
-                os.path.join(data_dir, name + SUFFIX), encoding="utf-8", errors="replace"
-            ) as f:
-                texts.append(f.read())
+            path = os.path.join(data_dir, name + SUFFIX)
+            with open(path, "rb") as f:
+                raw = f.read()
+            try:
+                texts.append(raw.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                raise UserError(
+                    f"{path}: not UTF-8 text (byte {e.start}: {raw[e.start : e.start + 1]!r}); "
+                    "save it as UTF-8"
+                ) from None
         return SEPARATOR.join(texts)
 
     train_text = read(train_works)

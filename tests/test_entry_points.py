@@ -128,3 +128,33 @@ def test_ctrl_c_is_one_line_saying_how_to_resume(tmp_path):
     lines = [x for x in stderr.splitlines() if x.strip()]
     assert lines[-1] == "interrupted; rerun the same command to resume"
     assert "Traceback" not in stderr
+
+
+def test_corpus_that_is_not_utf8_is_named_with_its_byte(tmp_path):
+    texts = synthetic_text.write_corpus(str(tmp_path / "texts"))
+    with open(os.path.join(texts, "delta_gut.txt"), "ab") as f:
+        f.write("caf\xe9".encode("latin-1"))
+    workdir = str(tmp_path / "w")
+    out = _run("experiments.lm_compress", *_lm_args(texts, workdir))
+    _assert_one_line_error(out, "delta_gut.txt", "not UTF-8", "byte")
+    assert not os.path.exists(workdir)
+
+
+def test_damaged_lm_results_are_named_before_training(tmp_path, corpus):
+    workdir = str(tmp_path / "w")
+    workdirs.make(workdir)
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+        f.write('{"rows": [')  # torn
+    out = _run("experiments.lm_compress", *_lm_args(corpus, workdir))
+    _assert_one_line_error(out, "results.json: damaged", "move it away")
+    assert not os.path.exists(os.path.join(workdir, "dense"))
+
+
+def test_missing_dataset_leaves_the_workdir_untouched(tmp_path):
+    workdir = tmp_path / "w"
+    out = _run(
+        "experiments.compress", "--config=configs/lenet_300_100.py:smoke",
+        "--config.dataset=mnist", f"--config.data_dir={tmp_path / 'none'}", f"--workdir={workdir}",
+    )  # fmt: skip
+    _assert_one_line_error(out)
+    assert not workdir.exists()  # the corrected command is not refused as "another config"
