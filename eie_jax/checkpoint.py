@@ -36,6 +36,7 @@ logging.getLogger("absl").addFilter(_QuietOrbax())
 
 _META = "meta.json"
 _STATE = "state"
+_OPTIMIZER = "optimizer"
 
 
 def _layout(model) -> dict:
@@ -50,14 +51,17 @@ def _layout(model) -> dict:
     return out
 
 
-def save(path: str, model, meta: dict | None = None) -> str:
-    """Saves `nnx.state(model)` and `meta` (JSON) as the checkpoint directory `path`."""
+def save(path: str, model, meta: dict | None = None, *, optimizer=None) -> str:
+    """Saves `nnx.state(model)` and `meta` (JSON) as the checkpoint directory `path`, and
+    the optimizer's state (its step and moments) when given."""
     path = os.path.abspath(path)
     tmp = path + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     with ocp.StandardCheckpointer() as checkpointer:
         checkpointer.save(os.path.join(tmp, _STATE), nnx.state(model))
+        if optimizer is not None:
+            checkpointer.save(os.path.join(tmp, _OPTIMIZER), nnx.state(optimizer))
     with open(os.path.join(tmp, _META), "w") as f:
         json.dump({"layout": _layout(model), "meta": meta or {}}, f, indent=1)
     shutil.rmtree(path, ignore_errors=True)
@@ -85,8 +89,9 @@ def read_meta(path: str) -> dict:
     return _read(os.path.abspath(path))["meta"]
 
 
-def restore(path: str, model) -> dict:
-    """Restores a checkpoint written by `save` into a freshly built model; returns its meta."""
+def restore(path: str, model, *, optimizer=None) -> dict:
+    """Restores a checkpoint written by `save` into a freshly built model (and the optimizer
+    state into `optimizer`, one built alike); returns its meta."""
     path = os.path.abspath(path)
     damaged = _damaged(path)
     saved = _read(path)
@@ -99,11 +104,15 @@ def restore(path: str, model) -> dict:
             codebook = np.zeros(entry["codebook_size"], np.float32)
             codes = np.zeros(layers[name].kernel_shape, np.int32)
             layers[name].share(codebook, codes, trainable=entry["trainable"])
-    abstract = jax.eval_shape(lambda: nnx.state(model))
+    targets = {_STATE: model} if optimizer is None else {_STATE: model, _OPTIMIZER: optimizer}
+    states = {}
     try:
         with ocp.StandardCheckpointer() as checkpointer:
-            state = checkpointer.restore(os.path.join(path, _STATE), abstract)
+            for name, target in targets.items():
+                abstract = jax.eval_shape(lambda t=target: nnx.state(t))
+                states[name] = checkpointer.restore(os.path.join(path, name), abstract)
     except Exception as e:  # orbax raises many types for a truncated or foreign checkpoint
         raise UserError(f"{damaged} ({type(e).__name__})") from None
-    nnx.update(model, state)
+    for name, target in targets.items():
+        nnx.update(target, states[name])
     return saved["meta"]

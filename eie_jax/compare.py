@@ -111,6 +111,7 @@ def run_configs(config) -> list[dict]:
 
 def _subset(run_config, keep=None, drop=()) -> dict:
     values = json.loads(run_config.to_json())
+    values["train"].pop("checkpoint_minutes", None)  # when a stage checkpoints: same results
     return {k: v for k, v in values.items() if (keep is None or k in keep) and k not in drop}
 
 

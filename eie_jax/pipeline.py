@@ -37,7 +37,7 @@ from eie_jax.run_config import (
     validate_config,
     weight_bits,
 )
-from eie_jax.training import accuracy, predict, train
+from eie_jax.training import InStage, accuracy, predict, train
 
 # Re-exported: what experiments and sweeps use of a compression run.
 __all__ = [
@@ -89,16 +89,16 @@ def test_accuracy(model, dataset) -> float:
     return accuracy(model, dataset.test.images, dataset.test.labels)
 
 
-def dense_stage(model, dataset, config) -> StageResult:
+def dense_stage(model, dataset, config, progress=None) -> StageResult:
     """Dense training (the network every compression starts from)."""
     train(
         model, dataset, config, epochs=config.train.epochs,
-        learning_rate=config.train.learning_rate, stage="dense",
+        learning_rate=config.train.learning_rate, stage="dense", progress=progress,
     )  # fmt: skip
     return StageResult(accuracy=test_accuracy(model, dataset))
 
 
-def prune_stage(model, dataset, config, teacher=None) -> PruneResult:
+def prune_stage(model, dataset, config, teacher=None, progress=None) -> PruneResult:
     """Pruning with retraining: the config's score x structure x distribution x schedule
     (eie_jax/prune). A learned score trains its masks instead of following a schedule."""
     p = prune.validate(config.prune, [n for n, _ in compressible_layers(model)])
@@ -109,7 +109,7 @@ def prune_stage(model, dataset, config, teacher=None) -> PruneResult:
         train(
             model, dataset, config, epochs=epochs, learning_rate=p["learning_rate"],
             stage=stage, on_step=on_step, penalty=penalty, teacher=teacher,
-            hw=hw_loss.HWLoss.from_config(config),
+            hw=hw_loss.HWLoss.from_config(config), progress=progress,
         )  # fmt: skip
 
     if prune.get("score", p["score"]).info.get("learned"):
@@ -142,7 +142,7 @@ def quantize(model, config) -> None:
         layer.share(codebook, codes, trainable=trainable)
 
 
-def share_stage(model, dataset, config, teacher=None) -> ShareResult:
+def share_stage(model, dataset, config, teacher=None, progress=None) -> ShareResult:
     """Weight sharing per layer (`quantize`), then fine-tuning (Deep Compression Sec. 3):
     k-means centroids and biases are fine-tuned; a frozen grid moves only the biases."""
     quantize(model, config)
@@ -150,6 +150,7 @@ def share_stage(model, dataset, config, teacher=None) -> ShareResult:
     train(
         model, dataset, config, epochs=config.share.finetune_epochs,
         learning_rate=config.share.learning_rate, stage="share/finetune", teacher=teacher,
+        progress=progress,
     )  # fmt: skip
     return ShareResult(accuracy=test_accuracy(model, dataset), accuracy_before_finetune=before)
 
@@ -207,18 +208,25 @@ def eie_stage(model, dataset, config) -> EIEResult:
 STAGES = ("1_dense", "2_pruned", "3_shared", "4_eie")
 
 
-def run_stage(name, fn, model, ckpt_dir, result_type=StageResult):
+def run_stage(name, fn, model, ckpt_dir, result_type=StageResult, minutes=None):
     """Runs one stage and checkpoints the model with its result, or resumes from that
-    checkpoint (model state and result, seconds included) when it exists."""
+    checkpoint (model state and result, seconds included) when it exists.
+
+    fn(progress): the stage, given a `training.InStage` at CKPT_DIR/NAME.partial that
+    checkpoints inside it every `minutes` (None: not inside) and resumes from there.
+    """
     path = os.path.join(ckpt_dir, name)
     if os.path.isdir(path):
         meta = checkpoint.restore(path, model)
         logging.info("[%s] resumed from %s", name, path)
         return _result(result_type, meta, path)
+    progress = None if minutes is None else InStage(path + ".partial", minutes)
     start = time.time()
-    result = fn()
-    result.seconds = time.time() - start
+    result = fn(progress)
+    result.seconds = time.time() - start + (progress.seconds_before if progress else 0.0)
     checkpoint.save(path, model, dataclasses.asdict(result))
+    if progress is not None:
+        progress.done()
     return result
 
 
@@ -266,30 +274,38 @@ def train_and_evaluate(config, workdir: str) -> dict:
         len(dataset.test.images),
     )
     with workdirs.lock(workdir):
-        workdirs.check_same_config(workdir, config, "config.json")
+        # How often a stage checkpoints inside does not change its results.
+        workdirs.check_same_config(
+            workdir, config, "config.json", ignore=("train.checkpoint_minutes",)
+        )
         return _train_and_evaluate(config, workdir, dataset, t0)
 
 
 def _train_and_evaluate(config, workdir: str, dataset, t0: float) -> dict:
     model = build_model(config.model, config.seed)
     ckpt = os.path.join(workdir, "checkpoints")
-    dense = run_stage("1_dense", lambda: dense_stage(model, dataset, config), model, ckpt)
+    every = config.train.checkpoint_minutes
+    dense = run_stage(
+        "1_dense", lambda p: dense_stage(model, dataset, config, p), model, ckpt, minutes=every
+    )
     logging.info("[dense] test accuracy %.4f", dense.accuracy)
     # The dense network teaches the compressed one (config.distill; weight 0: no teacher):
     # its logits on the training set, computed once.
     teacher = predict(model, dataset.train.images) if config.distill.weight > 0 else None
     pruned = run_stage(
-        "2_pruned", lambda: prune_stage(model, dataset, config, teacher), model, ckpt, PruneResult
-    )
+        "2_pruned", lambda p: prune_stage(model, dataset, config, teacher, p), model, ckpt,
+        PruneResult, every,
+    )  # fmt: skip
     kept = ", ".join(f"{k} {v:.3f}" for k, v in pruned.kept.items())
     logging.info("[pruned] test accuracy %.4f  kept %s", pruned.accuracy, kept)
     shared = run_stage(
-        "3_shared", lambda: share_stage(model, dataset, config, teacher), model, ckpt, ShareResult
-    )
+        "3_shared", lambda p: share_stage(model, dataset, config, teacher, p), model, ckpt,
+        ShareResult, every,
+    )  # fmt: skip
     logging.info("[shared] test accuracy %.4f", shared.accuracy)
     report = storage_report(model, config)
     logging.info("storage:\n%s", report.to_markdown())
-    hw = run_stage("4_eie", lambda: eie_stage(model, dataset, config), model, ckpt, EIEResult)
+    hw = run_stage("4_eie", lambda _: eie_stage(model, dataset, config), model, ckpt, EIEResult)
     logging.info("[eie] accuracy %.4f (fixed point %.4f)", hw.accuracy, hw.fixed_point_accuracy)
     stages = dict(zip(STAGES, (dense, pruned, shared, hw), strict=True))
     result = build_report(config, stages, report, wall=time.time() - t0)

@@ -45,6 +45,9 @@ def validate_config(config) -> None:
     need("train.weight_decay", lambda v: number(v) and v >= 0, "a number >= 0")
     need("train.optimizer", lambda v: v in OPTIMIZERS, OPTIMIZERS)
     need("train.lr_schedule", lambda v: v in LR_SCHEDULES, LR_SCHEDULES)
+    need(
+        "train.checkpoint_minutes", lambda v: number(v) and v >= 0, "minutes >= 0 (0: every epoch)"
+    )
     need("distill.weight", lambda v: number(v) and 0 <= v <= 1, "in [0, 1] (0: no distillation)")
     need("distill.temperature", lambda v: number(v) and v > 0, "a number > 0")
     model_layers = [name for name, _ in compressible_layers(build_model(config.model, 0))]

@@ -5,6 +5,8 @@ distillation, penalties, EIE's expected cycles), epochs of shuffled batches, and
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 import time
 
 import jax
@@ -14,7 +16,8 @@ import optax
 from absl import logging
 from flax import nnx
 
-from eie_jax import data, hw_loss, trainer
+from eie_jax import checkpoint, data, hw_loss, trainer
+from eie_jax.errors import UserError
 from eie_jax.layers import compressible_layers
 
 
@@ -77,6 +80,7 @@ def train(
     penalty=0.0,
     teacher=None,
     hw=None,
+    progress: InStage | None = None,
 ):
     """Trains for `epochs`, logging loss and validation accuracy after each epoch.
 
@@ -85,15 +89,21 @@ def train(
     on every training example (see `predict`); with config.distill.weight > 0 the loss
     mixes in distillation. The optimizer is made afresh for each stage; masks are
     re-applied after every update, so its momentum cannot revive a weight pruned in the
-    middle of a stage.
+    middle of a stage. progress: the stage's `InStage` (checkpoints after epochs, and the
+    resume from one).
     """
     steps_per_epoch = -(-len(dataset.train.images) // config.train.batch_size)
     steps = epochs * steps_per_epoch
+    call = progress.begin() if progress is not None else 0
+    if progress is not None and progress.skips(call):
+        logging.info("[%s] finished before the interruption (restored below)", stage)
+        return steps
     if config.train.lr_schedule == "cosine":
         learning_rate = trainer.cosine(learning_rate, steps)
     optimizer = trainer.make_optimizer(
         model, learning_rate, kind=config.train.optimizer, weight_decay=config.train.weight_decay
     )
+    first = progress.restore(call, model, optimizer) if progress is not None else 0
     distill = float(config.distill.weight) if teacher is not None else 0.0
     weights = dict(
         penalty=jnp.float32(penalty),
@@ -107,22 +117,84 @@ def train(
     def batches():
         # Shuffled example indices: images, labels and teacher logits stay aligned.
         index, size = np.arange(len(train_y)), config.train.batch_size
-        for epoch in range(epochs):
+        for epoch in range(first, epochs):
             for idx, labels in data.batches(index, train_y, size, seed=config.seed, epoch=epoch):
                 yield train_x[idx], labels, teacher[idx], weights
 
     epoch_start = [time.time()]
 
     def log_epoch(step, loss, lr, seconds):
+        epoch = first + step // steps_per_epoch
         val = accuracy(model, dataset.validation.images, dataset.validation.labels)
         logging.info(
             "[%s] epoch %d/%d  loss %.4f  val acc %.4f  (%.1f s)", stage,
-            step // steps_per_epoch, epochs, loss, val, time.time() - epoch_start[0],
+            epoch, epochs, loss, val, time.time() - epoch_start[0],
         )  # fmt: skip
+        if progress is not None:
+            progress.after_epoch(call, epoch, model, optimizer)
         epoch_start[0] = time.time()
 
+    offset = first * steps_per_epoch  # the steps before the resume, for the schedules
     trainer.fit(
-        model, optimizer, _Loss(hw), batches(), steps=steps, stage=stage, on_step=on_step,
+        model, optimizer, _Loss(hw), batches(), steps=steps - offset, stage=stage,
+        on_step=None if on_step is None else (lambda step: on_step(step + offset)),
         every=steps_per_epoch, on_every=log_epoch,
     )  # fmt: skip
     return steps
+
+
+class InStage:
+    """Checkpoints inside a stage and the resume from them, for every `training.train` call
+    the stage makes (a schedule's rounds, say).
+
+    After an epoch, when `minutes` have passed since the last one (0: every epoch), the
+    model, the optimizer and the position (which training call of the stage, epochs done)
+    go to PATH (`checkpoint.save`, atomic). A rerun's stage runs from its start again, with
+    the calls before the saved one skipped (their effect, and that of any pruning between
+    them, is in the saved model), the saved call restored and continued at its next epoch
+    (the batch order depends on the seed and the epoch only, the schedules on the step),
+    and the rest as usual: the same result as a run never interrupted.
+    """
+
+    def __init__(self, path: str, minutes: float):
+        self.path, self.minutes = path, float(minutes)
+        self.started = self.last_save = time.time()
+        self.calls, self.resume, self.seconds_before = 0, None, 0.0
+        if os.path.isdir(path):
+            meta = checkpoint.read_meta(path)
+            try:
+                self.resume = (int(meta["call"]), int(meta["epochs"]))
+                self.seconds_before = float(meta["seconds"])
+            except (KeyError, TypeError, ValueError):
+                raise UserError(
+                    f"checkpoint {path} is damaged; delete it to recompute that stage"
+                ) from None
+
+    def begin(self) -> int:
+        """The index of the training call that starts now."""
+        self.calls += 1
+        return self.calls - 1
+
+    def skips(self, call: int) -> bool:
+        return self.resume is not None and call < self.resume[0]
+
+    def restore(self, call: int, model, optimizer) -> int:
+        """Epochs already done by this call (0 unless it is the one to resume)."""
+        if self.resume is None or call != self.resume[0]:
+            return 0
+        checkpoint.restore(self.path, model, optimizer=optimizer)
+        epochs, self.resume = self.resume[1], None
+        logging.info("resumed inside the stage from %s after epoch %d", self.path, epochs)
+        return epochs
+
+    def after_epoch(self, call: int, epochs_done: int, model, optimizer) -> None:
+        if time.time() - self.last_save < 60.0 * self.minutes:
+            return
+        seconds = self.seconds_before + time.time() - self.started
+        meta = dict(call=call, epochs=epochs_done, seconds=seconds)
+        checkpoint.save(self.path, model, meta, optimizer=optimizer)
+        self.last_save = time.time()
+
+    def done(self) -> None:
+        """The stage finished (and its own checkpoint is written): the partial one goes."""
+        shutil.rmtree(self.path, ignore_errors=True)

@@ -260,3 +260,44 @@ def test_missing_dataset_says_how_to_get_it(tmp_path):
     config.data_dir = str(tmp_path)
     with pytest.raises(UserError, match=str(tmp_path)):
         pipeline.train_and_evaluate(config, str(tmp_path / "w"))
+
+
+def _without_times(report):
+    return {k: v for k, v in report.items() if k not in ("seconds", "config")}
+
+
+@pytest.mark.slow
+def test_interrupted_inside_the_pruning_stage_resumes_to_the_same_report(
+    tmp_path, data_dir, monkeypatch
+):
+    """Iterative pruning, 2 rounds of 2 epochs, a checkpoint after every epoch: interrupted
+    after round 2's first epoch, the rerun skips round 1 (restored), continues round 2 at
+    its second epoch, and reports what an uninterrupted run reports."""
+    config = _smoke_config(lenet_300_100.get_config, data_dir)
+    config.train.checkpoint_minutes = 0.0
+    config.prune.update(schedule="iterative", rounds=2, epochs=4)
+    reference = pipeline.train_and_evaluate(config, str(tmp_path / "reference"))
+
+    saves = []
+    original = checkpoint.save
+
+    def save_then_interrupt(path, *args, **kwargs):
+        out = original(path, *args, **kwargs)
+        if path.endswith("2_pruned.partial"):
+            saves.append(path)
+            if len(saves) == 3:  # round 2 (call 1), after its first epoch
+                raise KeyboardInterrupt
+        return out
+
+    workdir = tmp_path / "interrupted"
+    monkeypatch.setattr(checkpoint, "save", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.train_and_evaluate(config, str(workdir))
+    monkeypatch.setattr(checkpoint, "save", original)
+    partial = workdir / "checkpoints" / "2_pruned.partial"
+    assert checkpoint.read_meta(str(partial)) == dict(
+        call=1, epochs=1, seconds=checkpoint.read_meta(str(partial))["seconds"]
+    )
+    resumed = pipeline.train_and_evaluate(config, str(workdir))
+    assert not partial.exists()  # the finished stage's own checkpoint replaces it
+    assert _without_times(resumed) == _without_times(reference)
