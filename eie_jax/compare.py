@@ -49,6 +49,7 @@ from eie_jax import (
 )
 from eie_jax import workdir as workdir_lib
 from eie_jax.eie import fixed_point, metrics
+from eie_jax.errors import UserError
 from eie_jax.layers import compressible_layers
 
 # The fields the dense stage depends on; methods may not change them (it is shared).
@@ -66,18 +67,23 @@ KEY_DIGITS = 12
 def run_configs(config) -> list[dict]:
     """[{method, quantizer, label, config}] for every method (in config.order) x quantiser.
 
-    Raises ValueError naming the field when a method changes a dense-stage field, a
+    Raises UserError naming the field when a method changes a dense-stage field, a
     quantiser changes anything but share.*, or a run's config is invalid.
     """
     compare_report.check_verdicts(config)
     if not config.methods or not config.quantizers:
-        raise ValueError("config.methods and config.quantizers: need at least one entry each")
+        raise UserError("config.methods and config.quantizers: need at least one entry each")
     num_pes = tuple(config.num_pes)
     if not num_pes or any(not isinstance(n, int) or n < 1 for n in num_pes):
-        raise ValueError(f"config.num_pes={num_pes!r}: allowed: a nonempty list of ints >= 1")
+        raise UserError(f"config.num_pes={num_pes!r}: allowed: a nonempty list of ints >= 1")
+    if config.base.eie.num_pes != num_pes[0]:
+        raise UserError(
+            f"config.base.eie.num_pes={config.base.eie.num_pes}: the runs take their PE count "
+            f"from config.num_pes[0]={num_pes[0]}; set config.num_pes instead"
+        )
     order = tuple(config.get("order", None) or sorted(config.methods))
     if sorted(order) != sorted(config.methods):
-        raise ValueError(
+        raise UserError(
             f"config.order={order!r}: must list every method of config.methods once: "
             f"{sorted(config.methods)}"
         )
@@ -86,7 +92,7 @@ def run_configs(config) -> list[dict]:
         spec = config.methods[method]
         for key in spec.overrides:
             if key in DENSE_FIELDS:
-                raise ValueError(
+                raise UserError(
                     f"config.methods.{method}.overrides.{key}: methods share the dense stage and "
                     f"may not change {DENSE_FIELDS}"
                 )
@@ -96,7 +102,7 @@ def run_configs(config) -> list[dict]:
         for quantizer, q_overrides in config.quantizers.items():
             for key in q_overrides:
                 if key not in QUANTIZER_FIELDS:
-                    raise ValueError(
+                    raise UserError(
                         f"config.quantizers.{quantizer}.{key}: quantisers share the pruned stage "
                         f"and may change only {QUANTIZER_FIELDS}"
                     )

@@ -159,6 +159,8 @@ def crossover(sparsities, compute_us, memory_us) -> float | None:
 
 def validate(config) -> None:
     """UserError naming the first bad field of an llm_scale config."""
+    if isinstance(config.shrink, bool) or not isinstance(config.shrink, int) or config.shrink < 1:
+        raise UserError(f"config.shrink={config.shrink!r}: allowed: an int >= 1 (1: full size)")
     if not config.sparsities or not all(0 <= s < 1 for s in config.sparsities):
         raise UserError(f"config.sparsities={list(config.sparsities)}: each in [0, 1)")
     if list(config.sparsities) != sorted(config.sparsities):

@@ -84,6 +84,10 @@ def crossover(densities, speedups):
 
 
 def run(config, workdir):
+    for field in ("size", "repeats"):
+        value = config[field]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise errors.UserError(f"config.{field}={value!r}: allowed: an int >= 1")
     if not config.densities or not all(0 < d <= 1 for d in config.densities):
         raise errors.UserError(f"config.densities={list(config.densities)}: each in (0, 1]")
     cfg = eie.EIEConfig.from_dict(config.eie)

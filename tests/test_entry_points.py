@@ -11,8 +11,9 @@ import time
 import pytest
 
 from configs import char_lstm
-from eie_jax import lm_study
+from eie_jax import lm_study, sweep
 from eie_jax import workdir as workdirs
+from eie_jax.errors import UserError
 from tests import synthetic, synthetic_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -158,3 +159,34 @@ def test_missing_dataset_leaves_the_workdir_untouched(tmp_path):
     )  # fmt: skip
     _assert_one_line_error(out)
     assert not workdir.exists()  # the corrected command is not refused as "another config"
+
+
+@pytest.mark.parametrize(
+    "entry, args, needles",
+    [
+        ("llm_scale", ["--config=configs/llm_scale.py:smoke", "--config.shrink=0"], ["shrink=0"]),
+        (
+            "bench_crossover",
+            ["--config=configs/bench_crossover.py:smoke", "--config.repeats=0"],
+            ["repeats=0"],
+        ),
+        (
+            "compare",
+            ["--config=configs/compare_lenet_300_100.py:smoke", "--config.base.eie.num_pes=16"],
+            ["config.base.eie.num_pes=16", "config.num_pes"],
+        ),
+        (
+            "compare",
+            ["--config=configs/compare_lenet_300_100.py:smoke", "--config.num_pes=(0,)"],
+            ["config.num_pes"],
+        ),
+    ],
+)
+def test_bad_numbers_are_one_line_before_any_work(tmp_path, entry, args, needles):
+    out = _run(f"experiments.{entry}", *args, f"--workdir={tmp_path / 'w'}")
+    _assert_one_line_error(out, *needles)
+
+
+def test_empty_sweep_axis_is_refused():
+    with pytest.raises(UserError, match="at least one value"):
+        sweep.sweep("eie.num_pes", [])

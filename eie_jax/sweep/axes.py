@@ -33,6 +33,8 @@ def sweep(field: str, values: Sequence[Any]) -> list[Overrides]:
         raise UserError(f"sweep field={field!r}: must be a non-empty dotted name")
     if isinstance(values, str | bytes) or not isinstance(values, Sequence):
         raise UserError(f"sweep({field!r}) values={values!r}: must be a list of values")
+    if not values:
+        raise UserError(f"sweep({field!r}) values=[]: an axis needs at least one value")
     return [{field: v} for v in values]
 
 
@@ -96,7 +98,10 @@ def load_axes(spec: str, module=None) -> list[Overrides]:
     module = module or _load_module(path)
     if not hasattr(module, "get_sweep"):
         raise UserError(f"--config={path}: defines no get_sweep(); it is not a sweep config")
-    return list(module.get_sweep(*((arg,) if arg else ())))
+    points = list(module.get_sweep(*((arg,) if arg else ())))
+    if not points:
+        raise UserError(f"--config={spec}: get_sweep() returned no points")
+    return points
 
 
 def _load_module(path: str):
