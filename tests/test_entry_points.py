@@ -117,7 +117,12 @@ def test_ctrl_c_is_one_line_saying_how_to_resume(tmp_path):
         "--config.dataset=mnist", f"--config.data_dir={data_dir}", "--config.prune.epochs=400",
         f"--workdir={tmp_path / 'w'}",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    # A pytest-xdist worker ignores SIGINT, and a child inherits that: give it the default
+    # disposition back, as a shell does, so that Python turns the signal into Ctrl-C.
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+    )
     seen = []
     for line in proc.stderr:  # the log, line by line, until pruning is under way
         seen.append(line)
