@@ -112,17 +112,18 @@ def test_prompt_outside_the_vocabulary_is_refused_before_training(tmp_path, corp
 
 def test_ctrl_c_is_one_line_saying_how_to_resume(tmp_path):
     data_dir = synthetic.write_idx_dataset(str(tmp_path / "idx"))
+    # A pytest-xdist worker ignores SIGINT, and a child inherits that: a small launcher gives
+    # the entry point SIGINT's default disposition back, as a shell does for its jobs.
+    launcher = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'experiments.compress', *sys.argv[1:]])"
+    )
     cmd = [
-        sys.executable, "-m", "experiments.compress", "--config=configs/lenet_300_100.py:smoke",
+        sys.executable, "-c", launcher, "--config=configs/lenet_300_100.py:smoke",
         "--config.dataset=mnist", f"--config.data_dir={data_dir}", "--config.prune.epochs=400",
         f"--workdir={tmp_path / 'w'}",
     ]  # fmt: skip
-    # A pytest-xdist worker ignores SIGINT, and a child inherits that: give it the default
-    # disposition back, as a shell does, so that Python turns the signal into Ctrl-C.
-    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
-    )
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     seen = []
     for line in proc.stderr:  # the log, line by line, until pruning is under way
         seen.append(line)
