@@ -74,14 +74,9 @@ def _sgd(learning_rate, weight_decay):
     )
 
 
-def _adam(learning_rate, weight_decay):
-    return optax.adamw(learning_rate, weight_decay=weight_decay)
-
-
-_TX = {"adam": _adam, "sgd": _sgd}
-# Injected, adamw's own signature makes its betas and epsilon hyperparameters too (f32 state,
-# as the LM study has always run it).
-_INJECTED = {"adam": optax.adamw, "sgd": _sgd}
+# Called with keywords. Injected, adamw's own signature makes its betas and epsilon
+# hyperparameters too (f32 state, as the LM study has always run it).
+_TX = {"adam": optax.adamw, "sgd": _sgd}
 
 
 def make_optimizer(model, learning_rate, *, kind: str = "adam", weight_decay: float = 0.0):
@@ -102,10 +97,8 @@ def _transformation(kind: str, learning_rate, weight_decay: float):
     """One optax transformation per (kind, rate, weight decay): the same object for equal
     arguments, so that the jitted step's cache finds it (nnx compares it by identity)."""
     if learning_rate is Progress:  # a hyperparameter in the state, set by fit
-        return optax.inject_hyperparams(_INJECTED[kind])(
-            learning_rate=0.0, weight_decay=weight_decay
-        )
-    return _TX[kind](learning_rate, weight_decay)
+        return optax.inject_hyperparams(_TX[kind])(learning_rate=0.0, weight_decay=weight_decay)
+    return _TX[kind](learning_rate=learning_rate, weight_decay=weight_decay)
 
 
 @nnx.jit(static_argnums=(2,))
