@@ -10,17 +10,17 @@ weight). `run(config, workdir)` is what experiments/lm_compress.py calls.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
-from math import inf
 
 import jax
 import numpy as np
 from absl import logging
 from flax import nnx
 
-from eie_jax import lm, lm_report, quantize, text
+from eie_jax import lm, lm_report, quantize, run_config, text
 from eie_jax import workdir as workdirs
 from eie_jax.errors import UserError
 from eie_jax.layers import compressible_layers
@@ -30,8 +30,8 @@ def validate(config) -> None:
     """Rejects a bad config before any work, naming the field and what is allowed."""
     if config.model not in lm.LM_MODELS:
         raise UserError(f"config.model={config.model!r}: allowed: {lm.LM_MODELS}")
-    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
-        raise UserError(f"config.seed={config.seed!r}: allowed: an int >= 0")
+    need = functools.partial(run_config.check_field, config)
+    need("seed", lambda v: run_config.integer(v) and v >= 0, "an int >= 0")
     for path in (
         "train.steps",
         "train.batch_size",
@@ -39,20 +39,11 @@ def validate(config) -> None:
         "prune.steps",
         "prune.frequency",
     ):
-        section, field = path.split(".")
-        value = config[section][field]
-        if not isinstance(value, int) or value < 1:
-            raise UserError(f"config.{path}={value!r}: allowed: an int >= 1")
+        need(path, lambda v: run_config.integer(v) and v >= 1, "an int >= 1")
     for path in ("train.learning_rate", "prune.learning_rate", "share.learning_rate"):
-        section, field = path.split(".")
-        value = config[section][field]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < inf:
-            raise UserError(f"config.{path}={value!r}: allowed: a finite number > 0")
+        need(path, lambda v: run_config.number(v) and v > 0, "a finite number > 0")
     for path in ("train.max_minutes", "prune.max_minutes", "share.max_minutes"):
-        section, field = path.split(".")
-        value = config[section][field]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < inf:
-            raise UserError(f"config.{path}={value!r}: allowed: minutes >= 0 (0: no budget)")
+        need(path, lambda v: run_config.number(v) and v >= 0, "minutes >= 0 (0: no budget)")
     for s in config.prune.sparsities:
         if not 0.0 < s < 1.0:
             raise UserError(f"config.prune.sparsities: {s!r}; allowed: fractions in (0, 1)")

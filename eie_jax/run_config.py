@@ -6,6 +6,7 @@ and the value given, so that a mistake costs nothing: no stage has run yet.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -22,19 +23,29 @@ EIE_FIELDS = ("num_pes", "fifo_depth", "index_bits", "clock_mhz")
 # ------------------------------------------------------------------ configuration
 
 
+def integer(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def number(v) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def check_field(config, path: str, ok, allowed: str) -> None:
+    """A UserError `config.PATH=VALUE: allowed: ALLOWED` unless ok(value) holds."""
+    value = config
+    for part in path.split("."):
+        value = value[part]
+    if not ok(value):
+        raise UserError(f"config.{path}={value!r}: allowed: {allowed}")
+
+
 def validate_config(config) -> None:
     """Rejects a bad config before any work: a UserError naming the field, its value and
     what is allowed, wherever the value sits (per-layer overrides included)."""
 
-    def need(path, ok, allowed):
-        value = config
-        for part in path.split("."):
-            value = value[part]
-        if not ok(value):
-            raise UserError(f"config.{path}={value!r}: allowed: {allowed}")
-
-    integer = lambda v: isinstance(v, int) and not isinstance(v, bool)
-    number = lambda v: isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
+    need = functools.partial(check_field, config)
     need("model", lambda v: v in models.available(), models.available())
     need("dataset", lambda v: v in data.DATASETS, sorted(data.DATASETS))
     need("seed", lambda v: integer(v) and v >= 0, "an int >= 0")
