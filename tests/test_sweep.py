@@ -4,6 +4,7 @@ import dataclasses
 import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from eie_jax.eie.encode import entry_counts_by_column
 from eie_jax.errors import UserError
 from tests import synthetic
 from tests.oracle import eie_oracle
+from tests.test_entry_points import _assert_one_line_error, _run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEP_CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "sweeps", "*.py")))
@@ -406,6 +408,88 @@ with workdir.lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(60)
 """
+
+
+FIG8_SMOKE = "configs/sweeps/fig8_fifo_depth.py:smoke"
+
+
+# A results line that is not a point's record -> what the error says of it.
+DAMAGED_LINES = {
+    "no overrides": (
+        b'{"index": 1, "metrics": {}}',
+        "not a sweep point's record (lacks 'overrides')",
+    ),
+    "no index": (
+        b'{"overrides": {"layer": "Alex-7"}, "metrics": {}}',
+        "not a sweep point's record (lacks 'index')",
+    ),
+    "bad index": (
+        b'{"index": "1", "overrides": {}, "metrics": {}}',
+        "not a sweep point's record ('index' is '1', not a point number)",
+    ),
+    "array": (
+        b"[1, 2]",
+        "not a sweep point's record (a JSON array, not an object with index, overrides, metrics)",
+    ),
+    "bad metrics": (
+        b'{"index": 1, "overrides": {}, "metrics": null}',
+        "not a sweep point's record ('metrics' is a JSON null, not an object)",
+    ),
+    "not UTF-8": (b'{"index": 1, "caf\xe9": 1}', r"not UTF-8 (byte 18 is b'\xe9')"),
+    "not JSON": (b'{"index": 1,,}', "not a JSON line (Expecting property name"),
+}
+
+
+def _damaged_fig8_workdir(workdir, damage: str) -> tuple[str, bytes]:
+    """The fig8 :smoke sweep recorded in `workdir` (with --config.seed=1) and its results
+    file: a point, the damaged line 2, a partial last line. Returns its path and bytes."""
+    config, axes = sw.load_sweep_file(os.path.join(ROOT, FIG8_SMOKE))
+    config = sw.apply_overrides(config, {"seed": 1})
+    points = sw.expand(config, axes)
+    store = sw.ResultStore(str(workdir), 0)
+    store.open(config, points)
+    record = {"index": 0, "overrides": points[0], "metrics": {"load_efficiency": 0.5}}
+    data = json.dumps(record).encode() + b"\n" + DAMAGED_LINES[damage][0] + b'\n{"index": 2, "ov'
+    with open(store.results_path, "wb") as f:
+        f.write(data)
+    return store.results_path, data
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGED_LINES))
+def test_damaged_results_line_is_named(tmp_path, damage):
+    path, data = _damaged_fig8_workdir(tmp_path, damage)
+    with pytest.raises(UserError) as e:
+        sw.ResultStore(str(tmp_path), 0).records()  # the writer's own file
+    assert str(e.value).startswith(f"{path}:2: {DAMAGED_LINES[damage][1]}"), str(e.value)
+    assert str(e.value).endswith("; delete that line to recompute its point")
+    with open(path, "rb") as f:
+        assert f.read() == data  # left as it is, its partial last line too
+
+
+@pytest.mark.parametrize("damage", [b'{"config": ', b"[]", b'{"points": []}', b"\xff"])
+def test_damaged_sweep_config_is_named_by_the_plot(tmp_path, damage):
+    (tmp_path / sw.SWEEP_FILE).write_bytes(damage)
+    path = re.escape(os.path.join(tmp_path, sw.SWEEP_FILE))
+    with pytest.raises(UserError, match=rf"^{path}: unreadable \("):
+        sw.plot_sweep(str(tmp_path))
+    assert (tmp_path / sw.SWEEP_FILE).read_bytes() == damage
+
+
+@pytest.mark.parametrize("entry", ["sweep", "plot"])
+@pytest.mark.parametrize("damage", ["no overrides", "not UTF-8"])
+def test_damaged_results_are_one_line_from_the_entry_points(tmp_path, entry, damage):
+    """A resumed sweep and the plot both name the damaged line and change nothing. The
+    sweep's --config.seed=1 is a field no axis varies."""
+    path, data = _damaged_fig8_workdir(tmp_path, damage)
+    args = [f"--config={FIG8_SMOKE}", "--config.seed=1"] if entry == "sweep" else []
+    out = _run(f"experiments.{entry}", *args, f"--workdir={tmp_path}")
+    _assert_one_line_error(out)
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"error: {path}:2: {DAMAGED_LINES[damage][1]}; delete that line to recompute its point"
+    )
+    with open(path, "rb") as f:
+        assert f.read() == data
+    assert not glob.glob(str(tmp_path / "*.png"))
 
 
 def test_sharded_over_8_devices_matches_one_device(tmp_path):

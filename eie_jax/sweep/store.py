@@ -5,7 +5,9 @@ DIR/results.<i>.jsonl as {"index", "overrides", "metrics"} and flushes it; the r
 merges every results.*.jsonl (and a results.jsonl of older versions), so a point finished
 by any process, under any number of processes, counts as done. DIR/sweep_config.json
 records the config and the points (`workdir.check_same_config`), so a rerun skips finished
-points and a changed config is refused, naming the fields that changed.
+points and a changed config is refused, naming the fields that changed. A damaged line of a
+results file (not UTF-8, not JSON, or not such a record) is refused as path:line, the file
+left as it is; only a partial last line, cut short by a crash, is dropped.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from eie_jax.sweep.axes import Overrides, point_key
 RESULTS_FILE = "results.{process}.jsonl"
 LEGACY_RESULTS_FILE = "results.jsonl"  # one process, before multi-process sweeps
 SWEEP_FILE = "sweep_config.json"
+RECORD_KEYS = ("index", "overrides", "metrics")  # of each line of a results file
 # Fields that change how results look, not what they are: they may change between runs.
 PRESENTATION_FIELDS = ("plots",)
 
@@ -90,24 +93,24 @@ class ResultStore:
         return records
 
     def _read(self, path: str, own: bool) -> list[dict]:
-        with open(path, "rb") as f:
-            data = f.read()
+        """The records of one results file; UserError naming path:line at a damaged line,
+        before anything in the file is changed."""
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise UserError(f"{path}: cannot read it ({e.strerror}); fix or move it away") from e
         complete, _, partial = data.rpartition(b"\n")
+        records = [
+            _parse_record(raw, f"{path}:{n}")
+            for n, raw in enumerate(complete.split(b"\n") if complete else [], 1)
+            if raw.strip()
+        ]
         if partial and own:
             # The process died mid-line: drop the fragment so the next append starts clean.
             logging.warning("%s: dropping a partial last line", path)
             with open(path, "r+b") as f:
                 f.truncate(len(complete) + 1 if complete else 0)
-        records = []
-        for n, line in enumerate(complete.decode().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise UserError(
-                    f"{path}:{n}: not a JSON line ({e}); delete that line to recompute its point"
-                ) from e
         return records
 
     def append(self, records: Sequence[dict]):
@@ -121,6 +124,46 @@ class ResultStore:
             os.fsync(f.fileno())
 
 
+def _parse_record(raw: bytes, where: str) -> dict:
+    """One line of a results file as its record; UserError naming `where` (path:line),
+    what is wrong and what to do when it is not one (the file is left as it is)."""
+    fix = "delete that line to recompute its point"
+    try:
+        line = raw.decode()
+    except UnicodeDecodeError as e:
+        byte = raw[e.start : e.start + 1]
+        raise UserError(f"{where}: not UTF-8 (byte {e.start + 1} is {byte!r}); {fix}") from e
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{where}: not a JSON line ({e}); {fix}") from e
+    problem = _record_problem(record)
+    if problem:
+        raise UserError(f"{where}: not a sweep point's record ({problem}); {fix}")
+    return record
+
+
+def _record_problem(record) -> str | None:
+    """What keeps a parsed line from being {"index", "overrides", "metrics"}; None if nothing."""
+    if not isinstance(record, dict):
+        return f"a JSON {_json_type(record)}, not an object with {', '.join(RECORD_KEYS)}"
+    missing = [repr(key) for key in RECORD_KEYS if key not in record]
+    if missing:
+        return f"lacks {' and '.join(missing)}"
+    index = record["index"]
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        return f"'index' is {index!r:.40}, not a point number"
+    for key in ("overrides", "metrics"):
+        if not isinstance(record[key], dict):
+            return f"{key!r} is a JSON {_json_type(record[key])}, not an object"
+    return None
+
+
+def _json_type(value) -> str:
+    kinds = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
+    return "null" if value is None else kinds.get(type(value), "object")
+
+
 def load_results(workdir: str) -> list[dict]:
     """All finished points of the sweep in `workdir`, every process's, in point order."""
     return sorted(ResultStore(workdir).records(), key=lambda r: r["index"])
@@ -130,8 +173,18 @@ def load_sweep_meta(workdir: str) -> dict:
     path = os.path.join(workdir, SWEEP_FILE)
     if not os.path.exists(path):
         raise UserError(f"--workdir={workdir}: no {SWEEP_FILE}; run experiments.sweep first")
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path, "rb") as f:
+            meta = json.loads(f.read().decode())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        meta, problem = None, str(e)
+    else:
+        problem = "no 'config' in it"
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise UserError(
+            f"{path}: unreadable ({problem}); delete it (and the results beside it) to start over"
+        )
+    return meta
 
 
 class Progress:
