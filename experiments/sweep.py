@@ -8,7 +8,8 @@ layers shrunk; the shapes simulated are logged). Any field of the base config ca
 overridden with --config.<field>=value (e.g. --config.seed=1 or --config.eie.num_pes=16);
 the fields are described in the config file and in eie_jax/sweep/eie_points.py
 (eie_base_config). Rerunning the same command skips finished points; a changed config is
-refused, and so is a second run on the same workdir.
+refused, and so is a second run on the same workdir. A field the sweep varies (an axis of
+get_sweep) cannot be overridden: change its values in the config file.
 
 Several processes or hosts (jax.distributed; eie_jax/sweep/multihost.py): run the same
 command in each with --coordinator_address=HOST:PORT (process 0's host), --num_processes
@@ -50,7 +51,11 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
-    axes = sweep.load_axes(flags.FLAGS["config"].config_filename)
+    spec = config_flags.get_config_filename(flags.FLAGS["config"])
+    axes = sweep.load_axes(spec)
+    # A --config.<field> the sweep varies would be replaced by each point's value: refused.
+    overridden = config_flags.get_override_values(flags.FLAGS["config"])
+    sweep.check_not_swept(overridden, axes, spec.partition(":")[0])
     multihost.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     sweep.run_sweep(_CONFIG.value, axes, _WORKDIR.value)
     if _PLOT.value and jax.process_index() == 0:

@@ -413,6 +413,32 @@ with workdir.lock(sys.argv[1]):
 FIG8_SMOKE = "configs/sweeps/fig8_fifo_depth.py:smoke"
 
 
+@pytest.mark.parametrize("field, value", [("eie.fifo_depth", "4"), ("eie.timing", "rtl")])
+def test_override_of_a_swept_field_is_refused_before_any_work(tmp_path, field, value):
+    """--config.<field> of a field the sweep varies would be replaced by every point's value
+    without a word: one line naming it and where to change the values, nothing written."""
+    workdir = tmp_path / "w"
+    out = _run("experiments.sweep", f"--config={FIG8_SMOKE}", f"--config.{field}={value}",
+               f"--workdir={workdir}")  # fmt: skip
+    _assert_one_line_error(out)
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"error: --config.{field}: the sweep varies this field (axis {field}); change the "
+        "sweep's values in configs/sweeps/fig8_fifo_depth.py instead"
+    )
+    assert not workdir.exists()
+
+
+def test_swept_fields_name_their_axis():
+    """A field a point sets, in whole or in part, is refused; fields no point sets are not
+    (a dict value merged into a group sets only the fields it names)."""
+    axes = sw.product(sw.sweep("b.c", [1.0, 2.0]), sw.sweep("b.d", [{"e": "p"}, {"e": "q"}]))
+    sw.expand(_base(), axes)
+    sw.check_not_swept(["a", "b.cc", "b.d.f"], axes, "s.py")  # b.d's values name only e
+    for field, axis in [("b.c", "b.c"), ("b.d.e", "b.d"), ("b", "b.c"), ("b.c.x", "b.c")]:
+        with pytest.raises(UserError, match=rf"^--config\.{field}: .*\(axis {axis}\); .* s\.py"):
+            sw.check_not_swept(["a", field], axes, "s.py")
+
+
 # A results line that is not a point's record -> what the error says of it.
 DAMAGED_LINES = {
     "no overrides": (
@@ -479,7 +505,8 @@ def test_damaged_sweep_config_is_named_by_the_plot(tmp_path, damage):
 @pytest.mark.parametrize("damage", ["no overrides", "not UTF-8"])
 def test_damaged_results_are_one_line_from_the_entry_points(tmp_path, entry, damage):
     """A resumed sweep and the plot both name the damaged line and change nothing. The
-    sweep's --config.seed=1 is a field no axis varies."""
+    sweep's --config.seed=1 (a field no axis varies) is not refused, nor are the swept
+    fields that the config file itself sets (eie.fifo_depth, layer, eie.timing)."""
     path, data = _damaged_fig8_workdir(tmp_path, damage)
     args = [f"--config={FIG8_SMOKE}", "--config.seed=1"] if entry == "sweep" else []
     out = _run(f"experiments.{entry}", *args, f"--workdir={tmp_path}")

@@ -21,6 +21,7 @@ A sweep config file defines `get_config(arg)` (the base ConfigDict) and `get_swe
 from eie_jax.eie.encode import entry_counts
 from eie_jax.sweep.axes import (
     Overrides,
+    check_not_swept,
     expand,
     load_axes,
     load_sweep_file,
@@ -61,9 +62,9 @@ __all__ = [
     "CHUNK_POINTS", "EIEHost", "EIEPoint", "METRICS", "Overrides", "PLOT_OPTIONS",
     "PRESENTATION_FIELDS", "Progress", "RESULTS_FILE", "RUNNERS", "ResultStore", "SWEEP_FILE",
     "results_files",
-    "apply_overrides", "check_plot", "eie_base_config", "eie_config_of", "eie_metrics",
-    "entry_counts", "evaluate_cycles", "evaluate_eie_points", "expand", "figure",
-    "iter_cycles", "iter_eie_metrics", "layer_spec_of", "load_axes", "load_results",
+    "apply_overrides", "check_not_swept", "check_plot", "eie_base_config", "eie_config_of",
+    "eie_metrics", "entry_counts", "evaluate_cycles", "evaluate_eie_points", "expand",
+    "figure", "iter_cycles", "iter_eie_metrics", "layer_spec_of", "load_axes", "load_results",
     "load_sweep_file", "load_sweep_meta", "plot_sweep", "point_key", "prepare_eie_points",
     "product", "resolve_fn", "run_sweep", "sweep", "table_iii_sweep", "zip_",
 ]  # fmt: skip

@@ -16,7 +16,7 @@ import importlib.util
 import itertools
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import ml_collections
@@ -77,6 +77,36 @@ def expand(config: ml_collections.ConfigDict, axes: Sequence[Overrides]) -> list
             raise UserError(f"sweep points {seen[key]} and {i} are identical: {point}")
         seen[key] = i
     return points
+
+
+def check_not_swept(fields: Iterable[str], axes: Sequence[Overrides], config_file: str):
+    """Refuses a command-line override (`--config.<field>=...`) of a field the sweep varies.
+
+    fields: the dotted fields the command line overrode; axes: the sweep's points;
+    config_file: the sweep config file, named in the message. Each point's value would
+    replace the override without a word, so a field that a point sets (in whole, or in
+    part: a field inside it or, for a dict value merged into a group, a field it names)
+    is refused, naming the field and its axis.
+    """
+    swept = {}  # every dotted field a point sets -> the axis that sets it
+    for point in axes:
+        for axis, value in point.items():
+            swept.update(dict.fromkeys(_set_fields(axis, value), axis))
+    for field in fields:
+        for leaf, axis in swept.items():
+            if field == leaf or field.startswith(leaf + ".") or leaf.startswith(field + "."):
+                raise UserError(
+                    f"--config.{field}: the sweep varies this field (axis {axis}); change "
+                    f"the sweep's values in {config_file} instead"
+                )
+
+
+def _set_fields(field: str, value) -> list[str]:
+    """The dotted fields an override writes: a dict value is merged into its group
+    (`workdir.apply_overrides`), so it writes the fields it names, and only those."""
+    if isinstance(value, Mapping | ml_collections.ConfigDict):
+        return [leaf for k, v in value.items() for leaf in _set_fields(f"{field}.{k}", v)]
+    return [field]
 
 
 def point_key(overrides: Mapping[str, Any]) -> str:
