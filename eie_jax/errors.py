@@ -16,15 +16,39 @@ class UserError(ValueError):
     """A mistake the user can fix; its message is the whole story (one line)."""
 
 
+def _write_failure(e: OSError) -> str | None:
+    """A write the disk refused (full, over quota, read-only, not permitted) as one line
+    naming the file and what to do; None for any other OSError (a bug: its traceback)."""
+    import errno
+
+    fix = {
+        errno.ENOSPC: "free space",
+        errno.EDQUOT: "free space",
+        errno.EROFS: "make it writable",
+        errno.EACCES: "make it writable",
+    }.get(e.errno)
+    if fix is None:
+        return None
+    where = e.filename2 or e.filename or "to disk"  # a rename names what it writes second
+    return f"cannot write {where} ({e.strerror}); {fix} and rerun the same command to resume"
+
+
 def run_main(main: Callable) -> Callable:
-    """Wraps an absl `main(argv)`: a UserError becomes one line on stderr and exit status 2;
-    Ctrl-C one line saying how to resume, exit status 130."""
+    """Wraps an absl `main(argv)`: a UserError becomes one line on stderr and exit status 2,
+    and so does a write the disk refused (full, read-only: `_write_failure`); Ctrl-C one
+    line saying how to resume, exit status 130."""
 
     def wrapped(argv):
         try:
             return main(argv)
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        except OSError as e:
+            message = _write_failure(e)
+            if message is None:
+                raise
+            print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
             print("interrupted; rerun the same command to resume", file=sys.stderr)

@@ -64,11 +64,22 @@ def fingerprint(value, length: int = 16) -> str:
 
 
 def write_json_atomic(path: str, value, indent: int = 1):
-    """Writes `value` as JSON through a temporary file, so a reader never sees half of it."""
+    """Writes `value` as JSON through a temporary file, so a reader never sees half of it.
+
+    A write that fails (a full disk, Ctrl-C) leaves PATH as it was and no temporary file;
+    the disk's refusal is an OSError naming PATH (`errors.run_main` makes it one line).
+    """
     tmp = f"{path}.{os.getpid()}.tmp"  # processes sharing a workdir write side by side
-    with open(tmp, "w") as f:
-        json.dump(jsonable(value), f, indent=indent, sort_keys=True)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(jsonable(value), f, indent=indent, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(e, OSError) and e.errno is not None and e.filename != path:
+            raise OSError(e.errno, e.strerror, path) from e
+        raise
 
 
 def make(path: str) -> str:
