@@ -18,10 +18,8 @@ linear int4, one symmetric grid per layer, frozen (share.linear_codebook).
 All methods start from one dense network and retrain for the same number of epochs.
 """
 
-import ml_collections
-
 from configs import lenet_300_100
-from eie_jax import hw_loss
+from eie_jax import compare, hw_loss
 
 
 def get_config(arg=None):
@@ -54,7 +52,7 @@ def get_config(arg=None):
         base.distill.weight = 0.0
     base.hw_loss = dict(hw_loss.DEFAULTS)
 
-    config = ml_collections.ConfigDict()
+    config = compare.section().defaults()  # the fields: eie_jax/compare.py, section()
     config.base = base
     config.methods = dict(
         magnitude=dict(label="magnitude (Deep Compression)", overrides=dict()),

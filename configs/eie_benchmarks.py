@@ -4,30 +4,12 @@ python -m experiments.bench_eie --config=configs/eie_benchmarks.py --workdir=run
 python -m experiments.bench_eie --config=configs/eie_benchmarks.py:smoke --workdir=/tmp/b
 """
 
-import ml_collections
+from eie_jax.eie import benchmarks
 
 
 def get_config(arg=None):
-    config = ml_collections.ConfigDict()
-    config.layers = [
-        "Alex-6", "Alex-7", "Alex-8", "VGG-6", "VGG-7", "VGG-8", "NT-We", "NT-Wd", "NT-LSTM",
-    ]  # fmt: skip
-    config.seed = 0
-    # The chip: 64 PEs, FIFO depth 8, 4-bit indices and weights, 800 MHz (ISCA 2016 Sec. V).
-    config.eie = dict(
-        num_pes=64,
-        fifo_depth=8,
-        index_bits=4,
-        weight_bits=4,
-        act_frac_bits=8,
-        weight_frac_bits=12,
-        clock_mhz=800.0,
-    )
-    config.repeats = 5  # timings are medians of this many runs after compilation
-    config.batch_layer = "Alex-7"
-    config.batch_size = 64
-    config.fifo_depths = [1, 2, 4, 8, 16, 32, 64, 128, 256]  # Fig. 8
-    config.pe_counts = [1, 2, 4, 8, 16, 32, 64, 128, 256]  # Fig. 11
+    # Every field, its default and what it allows: eie_jax/eie/benchmarks.py, BENCH_EIE.
+    config = benchmarks.BENCH_EIE.defaults()
     if arg == "smoke":
         config.layers = ["Alex-8", "NT-LSTM"]
         config.repeats = 2

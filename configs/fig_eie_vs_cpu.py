@@ -4,19 +4,14 @@ python -m experiments.fig_eie_vs_cpu --config=configs/fig_eie_vs_cpu.py --workdi
 python -m experiments.fig_eie_vs_cpu --config=configs/fig_eie_vs_cpu.py:smoke --workdir=/tmp/f
 """
 
-import ml_collections
-
-from configs import eie_benchmarks
+from eie_jax.eie import benchmarks
 
 
 def get_config(arg=None):
-    base = eie_benchmarks.get_config(arg)
-    config = ml_collections.ConfigDict()
-    config.layers = base.layers
-    config.seed = 0
-    config.eie = dict(base.eie)
-    # A layer that does not fit the 162 KB of SRAM per PE streams its weights from DRAM at
-    # this bandwidth (LPDDR3-class, GB/s); the figures' EIE bars assume on-chip weights,
-    # as the paper does, and the table gives the streamed time beside them.
-    config.eie["dram_gbps"] = 12.8
+    # Every field, its default and what it allows: eie_jax/eie/benchmarks.py, FIG_EIE_VS_CPU.
+    config = benchmarks.FIG_EIE_VS_CPU.defaults()
+    if arg == "smoke":
+        config.layers = ["Alex-8", "NT-LSTM"]
+    elif arg:
+        raise ValueError(f"config arg={arg!r}: allowed: None or 'smoke'")
     return config

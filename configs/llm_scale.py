@@ -4,23 +4,13 @@ python -m experiments.llm_scale --config=configs/llm_scale.py --workdir=runs/llm
 python -m experiments.llm_scale --config=configs/llm_scale.py:smoke --workdir=/tmp/llm
 """
 
-import ml_collections
+from eie_jax import llm_scale
 
 
 def get_config(arg=None):
-    config = ml_collections.ConfigDict()
-    config.seed = 0
-    config.sparsities = [0.0, 0.5, 0.7, 0.9]
-    # Input density of the MLP down projection: an assumption, the ReLU density measured
-    # on the char transformer's MLP (experiments.generate); every other input is dense.
-    config.down_density = 0.4  # dense char transformer: 0.44, 0.36 (blocks 0, 1)
-    config.num_pes = [64, 1024]  # EIE sizes simulated; SRAM-resident: one such EIE per matrix
-    config.bandwidths_gbps = [50.0, 1000.0]  # LPDDR-class, HBM-class
-    config.shrink = 1  # divides every matrix dimension (smoke runs)
-    config.eie = dict(fifo_depth=8, index_bits=4, weight_bits=4)
-    # Times the acceptance point: one rows x cols matrix fully simulated (encode +
-    # eie.simulate, arithmetic included) on this many PEs, at sparsity 0.
-    config.timed = dict(rows=4096, cols=11008, num_pes=1024)
+    # Every field, its default (Llama-2-7B's shapes on 64 and 1024 PEs, LPDDR- and
+    # HBM-class bandwidths) and what it allows: eie_jax/llm_scale.py, section().
+    config = llm_scale.section().defaults()
     if arg == "smoke":
         config.sparsities = [0.0, 0.9]
         config.num_pes = [16]

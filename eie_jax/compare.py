@@ -45,6 +45,8 @@ from eie_jax import (
     models,
     on_eie,
     pipeline,
+    run_config,
+    schema,
     share,
 )
 from eie_jax import workdir as workdir_lib
@@ -64,18 +66,39 @@ KEY_DIGITS = 12
 # ------------------------------------------------------------------ configuration
 
 
+def section() -> schema.Section:
+    """The schema of a comparison: a compression run's config (base), the methods and the
+    quantisers (overrides of it), the PE counts and the verdicts (compare_report)."""
+    entry = schema.Section(
+        dict(
+            label=schema.string(""),
+            overrides=schema.anything({}, "fields of config.base (checked against it)"),
+        )
+    )
+    return schema.Section(
+        dict(
+            base=run_config.section(),
+            methods=schema.Table(entry),
+            order=schema.sequence((), schema.string(""), nonempty=False),
+            quantizers=schema.Table(schema.anything({}, "share.* fields of config.base")),
+            # The first PE count is the design point of the runs, the verdicts and the plot.
+            num_pes=schema.sequence((64, 16), schema.integer(64, lo=1)),
+            verdicts=schema.Table(schema.anything({}, "a verdict (eie_jax/compare_report.py)")),
+        )
+    )
+
+
 def run_configs(config) -> list[dict]:
     """[{method, quantizer, label, config}] for every method (in config.order) x quantiser.
 
     Raises UserError naming the field when a method changes a dense-stage field, a
     quantiser changes anything but share.*, or a run's config is invalid.
     """
+    schema.check(config, section())
     compare_report.check_verdicts(config)
     if not config.methods or not config.quantizers:
         raise UserError("config.methods and config.quantizers: need at least one entry each")
     num_pes = tuple(config.num_pes)
-    if not num_pes or any(not isinstance(n, int) or n < 1 for n in num_pes):
-        raise UserError(f"config.num_pes={num_pes!r}: allowed: a nonempty list of ints >= 1")
     if config.base.eie.num_pes != num_pes[0]:
         raise UserError(
             f"config.base.eie.num_pes={config.base.eie.num_pes}: the runs take their PE count "
@@ -329,17 +352,19 @@ def run_one(run, workdir, dataset, num_pes) -> dict:
 def run_comparison(config, workdir: str) -> dict:
     """Every method x quantiser (skipping finished ones); writes compare.{json,md} and the PNG."""
     runs = run_configs(config)
-    with workdir_lib.lock(workdir):
-        return _run_comparison(config, runs, workdir)
-
-
-def _run_comparison(config, runs, workdir: str) -> dict:
-    start = time.time()
-    num_pes = tuple(config.num_pes)
     base = config.base
     dataset = data.load_dataset(
         base.dataset, base.data_dir or None, validation_size=base.validation_size, seed=base.seed
     )
+    # Results are keyed by what each stage depends on: any config may resume here.
+    with workdir_lib.session(workdir, "compare"):
+        return _run_comparison(config, runs, workdir, dataset)
+
+
+def _run_comparison(config, runs, workdir: str, dataset) -> dict:
+    start = time.time()
+    num_pes = tuple(config.num_pes)
+    base = config.base
     rows = []
     for i, run in enumerate(runs):
         t = time.time()

@@ -23,26 +23,6 @@ from eie_jax import decode, eie, lm, lm_study, on_eie, workdir
 from eie_jax.errors import UserError
 
 
-def validate(config) -> None:
-    g = config.get("generate")
-    if g is None:
-        raise UserError("config.generate: missing; see configs/char_transformer.py")
-    if not 0 <= g.sparsity < 1:
-        raise UserError(f"config.generate.sparsity={g.sparsity}: must be in [0, 1)")
-    if g.bits not in range(1, 9):
-        raise UserError(f"config.generate.bits={g.bits}: must be an int in [1, 8]")
-    for name in ("num_chars", "fidelity_chars", "fidelity_batch", "calibration_windows"):
-        if int(g[name]) != g[name] or g[name] < 1:
-            raise UserError(f"config.generate.{name}={g[name]}: must be an int >= 1")
-    if not 0 < g.temperature < float("inf"):
-        raise UserError(f"config.generate.temperature={g.temperature}: must be > 0")
-    try:
-        eie.EIEConfig(num_pes=g.num_pes, fifo_depth=g.fifo_depth)
-    except ValueError as e:
-        raise UserError(f"config.generate: {e}") from None
-    lm_study.validate(config)
-
-
 class CompileCounter(logging.Handler):
     """Counts jax's "Compiling ..." log lines while jax_log_compiles is on."""
 
@@ -67,7 +47,7 @@ class CompileCounter(logging.Handler):
 def run(config, out_dir: str, log=logging.info) -> dict:
     """Preflight (the config, the corpus, the prompt's characters, a test text longer than
     the context) before any training, then the run under the workdir's lock."""
-    validate(config)
+    lm_study.validate(config)
     corpus = lm_study.load_corpus(config)
     prompt = _encode(corpus, config.generate.prompt)
     if len(corpus.test) < config.data.context + 1:
@@ -75,8 +55,7 @@ def run(config, out_dir: str, log=logging.info) -> dict:
             f"config.data.test_works: {len(corpus.test)} characters of test text; "
             f"needs at least config.data.context + 1 = {config.data.context + 1}"
         )
-    with workdir.lock(out_dir):
-        lm_study.check_workdir(config, out_dir)
+    with lm_study.session(config, out_dir):
         return _run(config, corpus, prompt, out_dir, log)
 
 

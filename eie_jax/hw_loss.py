@@ -36,19 +36,26 @@ import re
 import jax
 import jax.numpy as jnp
 
-from eie_jax import eie, products
+from eie_jax import eie, products, schema
 from eie_jax.errors import UserError
 from eie_jax.layers import MaskedLayer, compressible_layers
 
-DEFAULTS = dict(
-    weight=0.0,  # 0: off (nothing is traced, training costs what it did)
-    num_pes=64,
-    fifo_depth=8,
-    index_bits=4,
-    temperature=0.5,  # width of the smooth maxima of eie.expected_cycles, in cycles
-    keep_temperature=0.25,  # keep_prob = sigmoid((score - top-k threshold) / this)
-    act_temperature=0.25,  # act_prob's gradient: of mean sigmoid(pre / this); 0: none
+SECTION = schema.Section(
+    dict(
+        weight=schema.number(0.0, 0, note="0: off, nothing traced"),
+        num_pes=eie.config.FIELDS.fields["num_pes"],
+        fifo_depth=eie.config.FIELDS.fields["fifo_depth"],
+        index_bits=eie.config.FIELDS.fields["index_bits"],
+        # Width of the smooth maxima of eie.expected_cycles, in cycles.
+        temperature=schema.number(0.5, 0, note="0: hard max"),
+        # keep_prob = sigmoid((score - top-k threshold) / this).
+        keep_temperature=schema.number(0.25, 0, above=True),
+        # act_prob's gradient: of mean sigmoid(pre / this).
+        act_temperature=schema.number(0.25, 0, note="0: no gradient"),
+    ),
+    doc="config.hw_loss: the hardware term of the loss",
 )
+DEFAULTS = SECTION.defaults().to_dict()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,21 +76,7 @@ class HWLoss:
         Raises ValueError naming the field and value of anything out of range.
         """
         s = settings(config)
-
-        def need(key, ok, allowed):
-            if not ok(s[key]):
-                raise UserError(f"config.hw_loss.{key}={s[key]!r}: allowed: {allowed}")
-
-        number = lambda v: isinstance(v, int | float) and not isinstance(v, bool)
-        need("weight", lambda v: number(v) and v >= 0, "a number >= 0 (0: off)")
-        need("temperature", lambda v: number(v) and v >= 0, "a number >= 0 (0: hard max)")
-        need("keep_temperature", lambda v: number(v) and v > 0, "a number > 0")
-        need("act_temperature", lambda v: number(v) and v >= 0, "a number >= 0 (0: no gradient)")
-        fields = {k: s[k] for k in ("num_pes", "fifo_depth", "index_bits")}
-        try:
-            cfg = eie.EIEConfig.from_dict(fields)
-        except ValueError as e:
-            raise UserError(f"config.hw_loss: {e}") from None
+        cfg = eie.EIEConfig(**{k: s[k] for k in ("num_pes", "fifo_depth", "index_bits")})
         if s["weight"] > 0 and config.prune.score != "learned":
             raise UserError(
                 f"config.hw_loss.weight={s['weight']!r}: needs prune.score='learned' (learned "
@@ -104,12 +97,10 @@ class HWLoss:
 def settings(config) -> dict:
     """config.hw_loss over DEFAULTS (a config without the field gets the term switched off).
 
-    Raises ValueError naming any unknown key.
+    Raises UserError naming an unknown field or a value out of range.
     """
     given = dict(config.get("hw_loss", None) or {})
-    unknown = sorted(set(given) - set(DEFAULTS))
-    if unknown:
-        raise UserError(f"config.hw_loss.{unknown[0]}: no such field; allowed: {sorted(DEFAULTS)}")
+    schema.check(given, SECTION, "config.hw_loss", partial=True)
     return {**DEFAULTS, **given}
 
 

@@ -36,9 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eie_jax import eie, plotting
+from eie_jax import eie, plotting, schema
 from eie_jax.eie import energy, memory, timing
-from eie_jax.errors import UserError
 from eie_jax.figures import LayerFigures
 
 D_MODEL, D_MLP, NUM_LAYERS, VOCAB = 4096, 11008, 32, 32000
@@ -157,24 +156,39 @@ def crossover(sparsities, compute_us, memory_us) -> float | None:
     return float(sparsities[-1]) if r[-1] == 0 else None
 
 
+def section() -> schema.Section:
+    """The schema of experiments.llm_scale: every field, its default and what it allows."""
+    S, integer, number, sequence = schema.Section, schema.integer, schema.number, schema.sequence
+    return S(
+        dict(
+            seed=integer(0, lo=0),
+            sparsities=sequence(
+                [0.0, 0.5, 0.7, 0.9], number(0.0, 0, 1, below=True), increasing=True
+            ),
+            # Input density of the MLP down projection: an assumption, the ReLU density
+            # measured on the char transformer's MLP; every other input is dense.
+            down_density=number(0.4, 0, 1, above=True),
+            # EIE sizes simulated; SRAM-resident: one such EIE per matrix
+            num_pes=sequence([64, 1024], integer(64, lo=1)),
+            bandwidths_gbps=sequence([50.0, 1000.0], number(50.0, 0, above=True)),
+            shrink=integer(1, lo=1, doc="divides every matrix dimension (1: full size)"),
+            eie=eie.config.section("fifo_depth", "index_bits", "weight_bits"),
+            # Times one rows x cols matrix fully simulated (encode + eie.simulate) on this
+            # many PEs, at sparsity 0.
+            timed=S(
+                dict(
+                    rows=integer(4096, lo=1),
+                    cols=integer(11008, lo=1),
+                    num_pes=integer(1024, lo=1),
+                )
+            ),
+        )
+    )
+
+
 def validate(config) -> None:
     """UserError naming the first bad field of an llm_scale config."""
-    if isinstance(config.shrink, bool) or not isinstance(config.shrink, int) or config.shrink < 1:
-        raise UserError(f"config.shrink={config.shrink!r}: allowed: an int >= 1 (1: full size)")
-    if not config.sparsities or not all(0 <= s < 1 for s in config.sparsities):
-        raise UserError(f"config.sparsities={list(config.sparsities)}: each in [0, 1)")
-    if list(config.sparsities) != sorted(config.sparsities):
-        raise UserError(f"config.sparsities={list(config.sparsities)}: list them increasing")
-    if not 0 < config.down_density <= 1:
-        raise UserError(f"config.down_density={config.down_density}: must be in (0, 1]")
-    if not config.bandwidths_gbps or min(config.bandwidths_gbps) <= 0:
-        raise UserError(f"config.bandwidths_gbps={list(config.bandwidths_gbps)}: each > 0")
-    if not config.num_pes or min(config.num_pes) < 1:
-        raise UserError(f"config.num_pes={list(config.num_pes)}: each >= 1")
-    try:
-        eie.EIEConfig.from_dict(config.eie)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    schema.check(config, section())
 
 
 def time_full_simulation(rows: int, cols: int, cfg: eie.EIEConfig, rng) -> dict:

@@ -8,7 +8,8 @@ import pytest
 from flax import nnx
 
 from configs import char_transformer
-from eie_jax import decode, decode_run, eie, hardware, on_eie
+from eie_jax import decode, decode_run, eie, hardware, lm_study, on_eie
+from eie_jax.errors import UserError
 from eie_jax.layers import compressible_layers
 from eie_jax.models import char_lstm
 from eie_jax.models import char_transformer as tf_model
@@ -126,5 +127,5 @@ def test_bias_correction_cancels_the_truncation_drift():
 def test_bad_generate_fields_are_user_errors(field, value):
     config = char_transformer.get_config("smoke")
     config.generate[field] = value
-    with pytest.raises(decode_run.UserError, match=f"generate.*{field}"):
-        decode_run.validate(config)
+    with pytest.raises(UserError, match=f"^config.generate.{field}={value}: allowed: "):
+        lm_study.validate(config)

@@ -369,8 +369,8 @@ def test_a_new_structure_is_one_registered_function(net_state):
         (dict(structure="std", quality=-1.0), r"prune.quality=-1.0"),
         (dict(structure="balanced", num_pes=0), r"prune.num_pes=0"),
         (dict(layers=dict(fc9=dict(quality=1.0))), "prune.layers.fc9: no such layer"),
-        (dict(qualty=1.0), "prune.qualty: no such field"),
-        (dict(layers=dict(fc1=dict(rounds=2))), "prune.layers.fc1.rounds: not a per-layer"),
+        (dict(qualty=1.0), "prune.qualty: no such field; did you mean .quality.?"),
+        (dict(layers=dict(fc1=dict(rounds=2))), "prune.layers.fc1.rounds: no such field"),
     ],
 )
 def test_prune_model_validates_config(net_state, config, match):

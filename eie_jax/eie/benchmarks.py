@@ -12,6 +12,8 @@ import dataclasses
 
 import numpy as np
 
+from eie_jax import schema
+from eie_jax.eie import config as config_lib
 from eie_jax.eie.config import EIEConfig
 from eie_jax.errors import UserError
 
@@ -50,6 +52,49 @@ TABLE_III = (
 )
 
 LAYERS = {spec.name: spec for spec in TABLE_III}
+
+
+# ------------------------------------------------------------------ config schemas
+# Of the entry points that run the Table III layers: experiments.bench_eie
+# (configs/eie_benchmarks.py), experiments.fig_eie_vs_cpu and experiments.bench_crossover.
+
+_NAMES = tuple(LAYERS)
+_LAYER_LIST = schema.sequence(list(_NAMES), schema.choice("Alex-7", _NAMES), unique=True)
+_DEPTHS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+_CHIP = ("num_pes", "fifo_depth", "index_bits", "weight_bits", "act_frac_bits",
+         "weight_frac_bits", "clock_mhz")  # fmt: skip
+
+BENCH_EIE = schema.Section(
+    dict(
+        layers=_LAYER_LIST,
+        seed=schema.integer(0, lo=0),
+        eie=config_lib.section(*_CHIP),  # the chip (ISCA 2016 Sec. V)
+        repeats=schema.integer(5, lo=1),  # timings: medians of this many runs, compiled
+        batch_layer=schema.choice("Alex-7", _NAMES),
+        batch_size=schema.integer(64, lo=1),
+        fifo_depths=schema.sequence(_DEPTHS, schema.integer(8, lo=1)),  # Fig. 8
+        pe_counts=schema.sequence(_DEPTHS, schema.integer(64, lo=1)),  # Fig. 11
+    )
+)
+FIG_EIE_VS_CPU = schema.Section(
+    dict(
+        layers=_LAYER_LIST,
+        seed=schema.integer(0, lo=0),
+        # A layer that does not fit the SRAM streams its weights from DRAM at dram_gbps.
+        eie=config_lib.section(*_CHIP, dram_gbps=12.8),
+    )
+)
+CROSSOVER = schema.Section(
+    dict(
+        size=schema.integer(4096, lo=1),  # a size x size weight matrix, batch-1 input
+        densities=schema.sequence(
+            [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5], schema.number(0.1, 0, 1, above=True)
+        ),
+        repeats=schema.integer(20, lo=1),  # medians of this many runs after compilation
+        seed=schema.integer(0, lo=0),
+        eie=config_lib.section("num_pes", "fifo_depth", "index_bits"),
+    )
+)
 
 
 def get_spec(name: str) -> LayerSpec:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import math
+
+from eie_jax import schema
 
 TIMINGS = ("paper", "rtl")
 
@@ -43,21 +44,10 @@ class EIEConfig:
     dram_gbps: float = 0.0
 
     def __post_init__(self):
-        _check_int("num_pes", self.num_pes, 1, None)
-        _check_int("fifo_depth", self.fifo_depth, 1, None)
-        _check_int("index_bits", self.index_bits, 1, 8)
-        _check_int("weight_bits", self.weight_bits, 1, 8)
-        _check_int("act_frac_bits", self.act_frac_bits, 0, 15)
-        _check_int("weight_frac_bits", self.weight_frac_bits, 0, 15)
-        for name in ("clock_mhz", "spmat_kb", "ptr_kb", "act_kb"):
-            if not 0 < getattr(self, name) < math.inf:
-                raise ValueError(f"EIEConfig.{name}={getattr(self, name)!r}: must be finite, > 0")
-        if not 0 <= self.dram_gbps < math.inf:
-            raise ValueError(
-                f"EIEConfig.dram_gbps={self.dram_gbps!r}: must be finite, >= 0 (0: no DRAM)"
-            )
-        if self.timing not in TIMINGS:
-            raise ValueError(f"EIEConfig.timing={self.timing!r}: allowed: {list(TIMINGS)}")
+        for name, spec in FIELDS.fields.items():
+            value = getattr(self, name)
+            if not spec.ok(value):
+                raise ValueError(f"EIEConfig.{name}={value!r}: allowed: {spec.allowed}")
 
     @property
     def max_gap(self) -> int:
@@ -75,16 +65,37 @@ class EIEConfig:
     def from_dict(cls, values, where: str = "config.eie") -> EIEConfig:
         """Builds a config from a dict/ConfigDict, naming unknown fields with their path."""
         values = dict(values)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(known)}")
+        for name in values:
+            if name not in FIELDS.fields:
+                raise schema.unknown_field(where, name, FIELDS.fields)
         return cls(**values)
 
 
-def _check_int(name, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"EIEConfig.{name}={value!r}: must be an int")
-    if value < lo or (hi is not None and value > hi):
-        allowed = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ValueError(f"EIEConfig.{name}={value}: must be in {allowed}")
+def section(*names: str, **defaults) -> schema.Section:
+    """The schema of a config's `eie` section: the named EIEConfig fields (all when none
+    are named) and those of `defaults`, with the defaults given there."""
+    names = names or tuple(FIELDS.fields)
+    fields = {n: FIELDS.fields[n] for n in (*names, *defaults)}
+    for name, value in defaults.items():
+        fields[name] = dataclasses.replace(fields[name], default=value)
+    return schema.Section(fields)
+
+
+_D = {f.name: f.default for f in dataclasses.fields(EIEConfig)}
+# What each field allows (EIEConfig checks itself against these; configs' eie sections too).
+FIELDS = schema.Section(
+    dict(
+        num_pes=schema.integer(_D["num_pes"], lo=1),
+        fifo_depth=schema.integer(_D["fifo_depth"], lo=1),
+        index_bits=schema.integer(_D["index_bits"], 1, 8),
+        weight_bits=schema.integer(_D["weight_bits"], 1, 8),
+        act_frac_bits=schema.integer(_D["act_frac_bits"], 0, 15),
+        weight_frac_bits=schema.integer(_D["weight_frac_bits"], 0, 15),
+        clock_mhz=schema.number(_D["clock_mhz"], 0, above=True),
+        timing=schema.choice(_D["timing"], TIMINGS),
+        spmat_kb=schema.number(_D["spmat_kb"], 0, above=True),
+        ptr_kb=schema.number(_D["ptr_kb"], 0, above=True),
+        act_kb=schema.number(_D["act_kb"], 0, above=True),
+        dram_gbps=schema.number(_D["dram_gbps"], 0, note="0: no DRAM"),
+    )
+)

@@ -164,6 +164,13 @@ def simulate_batch(
     )
 
 
+def batch_bytes(batch: int, num_pes: int, in_features: int) -> int:
+    """Host memory simulate_batch needs, to within a small factor: its timing holds every
+    input's (num_pes, in_features) int32 entry counts (measured on CPU: 3.2-3.5 KB per
+    input and PE for 784 inputs, at 1,024-16,384 PEs)."""
+    return 4 * batch * num_pes * in_features
+
+
 def simulate_cycles(layer: EncodedLayer, x, cfg: EIEConfig, bias=None):
     """Only (pe_cycles, pe_busy) for input x: the timing loop without the arithmetic.
 

@@ -27,6 +27,7 @@ from eie_jax.prune.registry import (
     get,
     layer_settings,
     register,
+    section,
     validate,
 )
 from eie_jax.prune.schedules import Context, Schedule, cubic_sparsity, gradual
@@ -35,7 +36,7 @@ from eie_jax.prune.structures import balanced_mask, n_m_mask, sparsity_mask, std
 
 __all__ = [
     "KINDS", "REGISTRY", "Setting", "all_settings", "defaults", "entry_settings", "get",
-    "layer_settings", "register", "validate", "Context", "Schedule", "cubic_sparsity",
+    "layer_settings", "register", "section", "validate", "Context", "Schedule", "cubic_sparsity",
     "gradual", "train_learned", "balanced_mask", "n_m_mask", "sparsity_mask",
     "std_threshold_mask", "layer_targets", "prune_model", "distributions", "scores",
     "schedules", "structures",

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from eie_jax.prune.registry import Setting, register
+from eie_jax import schema
+from eie_jax.prune.registry import register
 
 
 @register("distribution", "per_layer")
@@ -25,11 +26,7 @@ def per_layer(targets: dict, sizes: dict) -> dict:
 @register(
     "distribution",
     "global",
-    settings={
-        "target_density": Setting(
-            0.1, lambda v: isinstance(v, int | float) and 0 < v <= 1, "a number in (0, 1]"
-        )
-    },
+    settings={"target_density": schema.number(0.1, 0, 1, above=True)},
 )
 def global_density(targets: dict, sizes: dict, *, target_density: float) -> dict:
     """One overall density with the configured per-layer ratios.

@@ -19,46 +19,30 @@ the field and the value. A new rule is one decorated function in the file of its
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from eie_jax import schema
 from eie_jax.errors import UserError
 
 KINDS = ("score", "structure", "distribution", "schedule")
 
 
-@dataclasses.dataclass(frozen=True)
-class Setting:
-    """A setting an entry reads: its default, a check of a value, the allowed values in words."""
-
-    default: Any
-    check: Callable[[Any], bool]
-    allowed: str
-    per_layer: bool = False  # may `layers.<name>.<setting>` override it for one layer
+# A setting an entry reads: its default, a check, the allowed values in words, and whether
+# `layers.<name>.<setting>` may override it for one layer (per_layer).
+Setting = schema.Field
 
 
 def fraction(default, per_layer=False) -> Setting:
-    ok = lambda v: _real(v) and 0.0 <= v <= 1.0
-    return Setting(default, ok, "a number in [0, 1]", per_layer)
+    return schema.fraction(default, per_layer=per_layer)
 
 
 def positive_int(default, per_layer=False) -> Setting:
-    ok = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
-    return Setting(default, ok, "an integer >= 1", per_layer)
+    return schema.integer(default, lo=1, per_layer=per_layer)
 
 
 def non_negative(default, per_layer=False) -> Setting:
-    return Setting(default, lambda v: _real(v) and v >= 0, "a number >= 0", per_layer)
-
-
-def _real(v) -> bool:
-    return (
-        isinstance(v, numbers.Real)
-        and not isinstance(v, bool)
-        and v == v
-        and abs(v) != float("inf")
-    )
+    return schema.number(default, 0, per_layer=per_layer)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +64,8 @@ DEFAULT_ENTRIES = dict(
 # Settings every method reads, whatever its entries.
 COMMON = {
     "sparsity": fraction(0.9, per_layer=True),  # the fraction of a layer's weights to remove
-    "epochs": Setting(10, lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
-    "learning_rate": Setting(1e-3, lambda v: _real(v) and v > 0, "a number > 0"),
+    "epochs": schema.integer(10, lo=0),
+    "learning_rate": schema.number(1e-3, 0, above=True),
 }
 
 
@@ -121,14 +105,22 @@ def all_settings() -> dict[str, Setting]:
     return out
 
 
+def section() -> schema.Section:
+    """The schema of a prune config: the four kinds, every setting of every registered
+    entry, and `layers` (per-layer overrides of the structure and per-layer settings)."""
+    settings = all_settings()
+    kinds = {kind: schema.choice(DEFAULT_ENTRIES[kind], REGISTRY[kind]) for kind in KINDS}
+    per_layer = {k: s for k, s in settings.items() if s.per_layer}
+    layer = schema.Section({"structure": kinds["structure"], **per_layer})
+    return schema.Section({**kinds, **settings, "layers": schema.Table(layer, partial=True)})
+
+
 def defaults(**values) -> dict:
     """A full prune config: every setting at its default, then `values` (validated later)."""
-    out = dict(DEFAULT_ENTRIES)
-    out.update({key: s.default for key, s in all_settings().items()})
-    out["layers"] = {}
-    unknown = sorted(set(values) - set(out))
-    if unknown:
-        raise UserError(f"prune settings {unknown}: unknown; allowed: {sorted(out)}")
+    out = section().defaults().to_dict()
+    for key in values:
+        if key not in out:
+            raise schema.unknown_field("prune", key, out)
     out.update(values)
     return out
 
@@ -143,47 +135,16 @@ def validate(config, layer_names, where: str = "config.prune") -> dict:
     """Checks a prune config (dict or ConfigDict) and returns it as a full dict.
 
     Raises UserError naming the first bad field (`config.prune.layers.fc1.sparsity=1.5:
-    allowed: a number in [0, 1]`): unknown keys, unknown layers, out-of-range values
-    wherever they are, and names that no registry holds.
+    allowed: a number in [0, 1]`): unknown keys (with the closest name), unknown layers,
+    out-of-range values wherever they are, and names that no registry holds.
     """
-    given = _as_dict(config)
-    full = defaults()
-    unknown = sorted(set(given) - set(full))
-    if unknown:
-        raise UserError(f"{where}.{unknown[0]}: no such field; fields: {', '.join(sorted(full))}")
-    full.update(given)
-    settings = all_settings()
-    for kind in KINDS:
-        if full[kind] not in REGISTRY[kind]:
-            raise UserError(
-                f"{where}.{kind}={full[kind]!r}: allowed: {', '.join(sorted(REGISTRY[kind]))}"
-            )
-    for key, setting in settings.items():
-        _check(f"{where}.{key}", full[key], setting)
-    layers = _as_dict(full["layers"])
-    for name, overrides in layers.items():
+    full = {**defaults(), **_as_dict(config)}
+    schema.check(full, section(), where)
+    for name in full["layers"]:
         if name not in layer_names:
             raise UserError(f"{where}.layers.{name}: no such layer; layers: {list(layer_names)}")
-        for key, value in _as_dict(overrides).items():
-            field = f"{where}.layers.{name}.{key}"
-            if key == "structure":
-                if value not in REGISTRY["structure"]:
-                    allowed = ", ".join(sorted(REGISTRY["structure"]))
-                    raise UserError(f"{field}={value!r}: allowed: {allowed}")
-            elif key not in settings or not settings[key].per_layer:
-                per_layer = sorted(k for k, s in settings.items() if s.per_layer)
-                raise UserError(
-                    f"{field}: not a per-layer setting; allowed: structure, {per_layer}"
-                )
-            else:
-                _check(field, value, settings[key])
-    full["layers"] = {name: _as_dict(v) for name, v in layers.items()}
+    full["layers"] = {name: _as_dict(v) for name, v in _as_dict(full["layers"]).items()}
     return full
-
-
-def _check(field, value, setting: Setting):
-    if not setting.check(value):
-        raise UserError(f"{field}={value!r}: allowed: {setting.allowed}")
 
 
 def layer_settings(config: Mapping, name: str) -> dict:

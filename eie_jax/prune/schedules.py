@@ -23,7 +23,8 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from absl import logging
 
-from eie_jax.prune.registry import Setting, positive_int, register
+from eie_jax import schema
+from eie_jax.prune.registry import positive_int, register
 from eie_jax.prune.structures import _check_int, _check_range
 
 
@@ -121,7 +122,7 @@ def iterative_driver(ctx: Context, *, rounds: int):
     "gradual",
     settings={
         # The cubic ramp ends at this fraction of the retraining steps; the rest fine-tunes.
-        "end_fraction": Setting(2 / 3, lambda v: 0 < v <= 1, "a number in (0, 1]"),
+        "end_fraction": schema.number(2 / 3, 0, 1, above=True),
         "prunes_per_epoch": positive_int(2),
     },
 )

@@ -21,7 +21,8 @@ import numbers
 
 import jax.numpy as jnp
 
-from eie_jax.prune.registry import Setting, non_negative, positive_int, register
+from eie_jax import schema
+from eie_jax.prune.registry import non_negative, positive_int, register
 
 
 def _check_range(name, value, lo, hi, *, hi_inclusive=False):
@@ -161,7 +162,7 @@ register(
     settings={
         "num_pes": positive_int(64, per_layer=True),
         # 0: one block of all columns
-        "block_cols": Setting(0, lambda v: isinstance(v, int) and v >= 0, "an integer >= 0", True),
+        "block_cols": schema.integer(0, lo=0, per_layer=True),
     },
     layout="hardware",
     target="sparsity",

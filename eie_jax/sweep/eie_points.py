@@ -27,7 +27,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from eie_jax import eie, storage, workdir
+from eie_jax import eie, schema, storage, workdir
 from eie_jax.eie import benchmarks
 from eie_jax.eie.encode import entry_counts_by_column, thread_map
 from eie_jax.errors import UserError
@@ -44,6 +44,35 @@ METRICS = (
 # Fig. 11 sweep draw the same nine layers.
 LAYER_CACHE_SIZE = 9
 _LAYERS: collections.OrderedDict = collections.OrderedDict()
+
+
+def section() -> schema.Section:
+    """The schema of an EIE design-point sweep's base config (`eie_base_config`)."""
+    S, integer, number = schema.Section, schema.integer, schema.number
+    own_layer = S(
+        dict(
+            out_features=integer(1, lo=1),
+            in_features=integer(1, lo=1),
+            weight_density=number(0.1, 0, 1, above=True),
+            act_density=number(1.0, 0, 1, above=True),
+        )
+    )
+    return S(
+        dict(
+            runner=schema.choice("eie", ("eie",)),
+            layer=schema.string("Alex-7", doc="a Table III name or a key of layers"),
+            layers=schema.Table(own_layer, doc="layers of one's own (optional)"),
+            seed=integer(0, lo=0),
+            layer_scale=number(1.0, 0, above=True, doc="shrinks both dimensions"),
+            counts_from=schema.choice("counts", ("counts", "encode")),
+            eie=eie.config.FIELDS,
+            max_batch_elements=integer(1 << 25, lo=1),
+            plots=PLOTS,
+        )
+    )
+
+
+PLOTS = schema.sequence([], schema.anything({}, "a plot (sweep.PLOT_OPTIONS)"), nonempty=False)
 
 
 def eie_base_config(arg=None, *, layers=None, **eie_fields) -> ml_collections.ConfigDict:
