@@ -60,8 +60,9 @@ def run_main(main: Callable) -> Callable:
 CONFIG_HELP = (
     "A config file (configs/*.py); append ':smoke' (e.g. configs/lenet_300_100.py:smoke) for "
     "a run of seconds. Override any field with --config.<field>=<value>, e.g. "
-    "--config.prune.layers.fc1.sparsity=0.95 --config.eie.num_pes=16; the fields and what "
-    "they mean are in the config file's comments."
+    "--config.prune.layers.fc1.sparsity=0.95 --config.eie.num_pes=16; every field, its "
+    "default and what it allows is declared in the study's schema (README, Configs, "
+    "overrides and mistakes); --validate_only checks a config and exits."
 )
 
 
@@ -107,6 +108,8 @@ def flags_parser(argv):
         message = str(e)
         if "Traceback" in message:  # the config file raised: keep its own message
             message = f"{_config_arg(argv)}: {_last_line(message)}"
+    except SyntaxError as e:  # the config file is not Python
+        message = f"{_config_arg(argv)}: line {e.lineno}: {e.msg}"
     except OSError as e:  # config_flags: the file could not be loaded
         message = f"{_config_arg(argv)}: cannot load the config file ({_last_line(str(e))})"
     except (AttributeError, KeyError) as e:
@@ -117,8 +120,23 @@ def flags_parser(argv):
     sys.exit(2)
 
 
-def run(main: Callable) -> None:
-    """`absl.app.run` for an experiment: user errors (in flags or in main) as one line, exit 2."""
-    from absl import app
+def run(main: Callable, validate: Callable[[], None] | None = None) -> None:
+    """`absl.app.run` for an experiment: user errors (in flags or in main) as one line, exit 2.
 
-    app.run(run_main(main), flags_parser=flags_parser)
+    validate: the entry point's config check (its schema and the checks that need no
+    data), run before main; with it comes a `--validate_only` flag that stops after it.
+    """
+    from absl import app, flags
+
+    if validate is not None:
+        flags.DEFINE_bool("validate_only", False, "Check the config and the flags, then exit.")
+
+    def checked(argv):
+        if validate is not None:
+            validate()
+            if flags.FLAGS.validate_only:
+                print("config ok")
+                return None
+        return main(argv)
+
+    app.run(run_main(checked), flags_parser=flags_parser)

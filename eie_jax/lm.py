@@ -58,7 +58,10 @@ def evaluate(model, ids, context: int, max_windows: int | None, batch_size: int 
     return total / targets.size
 
 
-def train(model, corpus, config, *, steps, learning_rate, stage, minutes=0.0, on_step=None, seed=0):
+def train(
+    model, corpus, config, *, steps, learning_rate, stage, minutes=0.0, on_step=None, seed=0,
+    progress: trainer.InStage | None = None,
+):  # fmt: skip
     """Up to `steps` AdamW steps on random training windows, within a time budget
     (`trainer.fit`).
 
@@ -66,17 +69,38 @@ def train(model, corpus, config, *, steps, learning_rate, stage, minutes=0.0, on
     the progress max(step / steps, elapsed / (60 * minutes)) (minutes 0: no budget): on a
     loaded machine the run ends on time, its rate decayed to 0, after fewer steps.
     on_step(step) runs before every step (the pruning schedule uses it).
-    Returns a dict of the steps run, the seconds and the last logged training loss.
+    progress: the stage's `trainer.InStage` (the stage's only training call): after every
+    config.train.log_every steps, when due, the model, the optimizer, the step, the seconds
+    and the batch generator's state are saved; a rerun continues from there, and a
+    step-counted run (minutes 0) ends with the same model as one never interrupted.
+    Returns a dict of the steps run (in all, when resumed), the seconds and the last
+    logged training loss.
     """
     warmup = min(config.train.get("warmup", 0), steps // 10)
     rate = trainer.warmup_cosine(learning_rate, warmup)
     optimizer = trainer.make_optimizer(model, rate, weight_decay=config.train.weight_decay)
     rng = np.random.default_rng(seed)
+    first, seconds_before, call = 0, 0.0, 0
+    if progress is not None:
+        call = progress.begin()
+        first = progress.restore(call, model, optimizer)
+        if first:
+            rng.bit_generator.state = progress.extra["rng"]
+            seconds_before = progress.seconds_before
     context, batch = config.data.context, config.train.batch_size
-    batches = (text.train_batch(corpus.train, batch, context, rng) for _ in range(steps))
+    batches = (text.train_batch(corpus.train, batch, context, rng) for _ in range(first, steps))
+    log = trainer.log_line(stage, steps)
+
+    def on_every(step, loss, lr, seconds):
+        log(step, loss, lr, seconds)
+        if progress is not None:
+            state = dict(rng=rng.bit_generator.state)
+            progress.after_epoch(call, step, model, optimizer, extra=state)
+
     return trainer.fit(
         model, optimizer, _loss, batches, steps=steps, learning_rate=rate, minutes=minutes,
         stage=stage, on_step=on_step, every=max(1, config.train.get("log_every", 100)),
+        on_every=on_every, first_step=first, seconds_before=seconds_before,
     )  # fmt: skip
 
 

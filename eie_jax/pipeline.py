@@ -37,7 +37,8 @@ from eie_jax.run_config import (
     validate_config,
     weight_bits,
 )
-from eie_jax.training import InStage, accuracy, predict, train
+from eie_jax.trainer import InStage
+from eie_jax.training import accuracy, predict, train
 
 # Re-exported: what experiments and sweeps use of a compression run.
 __all__ = [
@@ -212,7 +213,7 @@ def run_stage(name, fn, model, ckpt_dir, result_type=StageResult, minutes=None):
     """Runs one stage and checkpoints the model with its result, or resumes from that
     checkpoint (model state and result, seconds included) when it exists.
 
-    fn(progress): the stage, given a `training.InStage` at CKPT_DIR/NAME.partial that
+    fn(progress): the stage, given a `trainer.InStage` at CKPT_DIR/NAME.partial that
     checkpoints inside it every `minutes` (None: not inside) and resumes from there.
     """
     path = os.path.join(ckpt_dir, name)
@@ -273,11 +274,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
         len(dataset.validation.images),
         len(dataset.test.images),
     )
-    with workdirs.lock(workdir):
-        # How often a stage checkpoints inside does not change its results.
-        workdirs.check_same_config(
-            workdir, config, "config.json", ignore=("train.checkpoint_minutes",)
-        )
+    # How often a stage checkpoints inside does not change its results.
+    with workdirs.session(workdir, "compress", config, ignore=("train.checkpoint_minutes",)):
         return _train_and_evaluate(config, workdir, dataset, t0)
 
 
@@ -383,3 +381,6 @@ def sweep_point(config, workdir: str) -> dict:
     summary["eie_cycles"] = sum(v.get("cycles", 0.0) for v in result["layers"].values())
     summary["seconds"] = result["seconds"]["total"]
     return summary
+
+
+sweep_point.validate = validate_config  # the sweep checks every point before training

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -34,6 +36,8 @@ import optax
 from absl import logging
 from flax import nnx
 
+from eie_jax import checkpoint
+from eie_jax.errors import UserError
 from eie_jax.layers import Optimizer
 
 OPTIMIZERS = ("adam", "sgd")
@@ -108,7 +112,9 @@ def _step(model, optimizer, loss, *batch):
     return value
 
 
-def _log(stage, steps):
+def log_line(stage: str, steps: int):
+    """fit's default on_every: one log line of the step, the loss, the rate, the seconds."""
+
     def log(step, loss, lr, seconds):
         rate = "" if lr is None else f"  lr {lr:.2e}"
         logging.info(
@@ -131,6 +137,8 @@ def fit(
     on_step: Callable[[int], None] | None = None,
     every: int = 100,
     on_every: Callable[[int, float, float | None, float], None] | None = None,
+    first_step: int = 0,
+    seconds_before: float = 0.0,
 ) -> dict:
     """Up to `steps` optimizer steps of `loss` on `batches`, within `minutes` (0: no budget).
 
@@ -142,12 +150,16 @@ def fit(
     on_step(step): runs before every step (pruning schedules use it).
     on_every(step, mean loss, learning rate or None, seconds): after every `every` steps
       and after the last; default: one log line.
-    Returns dict(steps=steps run, seconds=, train_loss=the last mean loss reported).
+    first_step, seconds_before: a resumed run's steps and seconds already spent (the
+      optimizer restored); the steps, the rate and the budget continue from them.
+    Returns dict(steps=steps run in all, seconds=in all, train_loss=the last mean loss
+    reported).
     """
-    on_every = on_every or _log(stage, steps)
+    on_every = on_every or log_line(stage, steps)
     budget = 60.0 * minutes
-    start, losses, last, lr, step = time.time(), [], float("nan"), None, 0
-    for step in range(steps):
+    start = time.time() - seconds_before
+    losses, last, lr, step = [], float("nan"), None, first_step
+    for step in range(first_step, steps):
         progress = step / steps
         if budget:
             progress = max(progress, (time.time() - start) / budget)
@@ -167,3 +179,67 @@ def fit(
     else:
         step = steps
     return dict(steps=step, seconds=time.time() - start, train_loss=last)
+
+
+class InStage:
+    """Checkpoints inside a stage and the resume from them, for every training call the
+    stage makes (a schedule's rounds, say).
+
+    After a unit of training (an epoch of the image pipeline, a logging interval of the
+    LM study's steps), when `minutes` have passed since the last save (0: every time), the
+    model, the optimizer and the position (which training call of the stage, units done,
+    seconds spent, and `extra`: the state of a batch generator, say) go to PATH
+    (`checkpoint.save`, atomic). A rerun's stage runs from its start again, with the calls
+    before the saved one skipped (their effect, and that of any pruning between them, is
+    in the saved model), the saved call restored and continued after its last saved unit,
+    and the rest as usual: the same result as a run never interrupted, as long as what
+    the batches and schedules depend on is restored too (the step, `extra`).
+    """
+
+    def __init__(self, path: str, minutes: float):
+        self.path, self.minutes = path, float(minutes)
+        self.started = self.last_save = time.time()
+        self.calls, self.resume, self.seconds_before, self.extra = 0, None, 0.0, {}
+        if os.path.isdir(path):
+            meta = checkpoint.read_meta(path)
+            try:
+                self.resume = (int(meta["call"]), int(meta["epochs"]))
+                self.seconds_before = float(meta["seconds"])
+                self.extra = dict(meta.get("extra", {}))
+            except (KeyError, TypeError, ValueError):
+                raise UserError(
+                    f"checkpoint {path} is damaged; delete it to recompute that stage"
+                ) from None
+
+    def begin(self) -> int:
+        """The index of the training call that starts now."""
+        self.calls += 1
+        return self.calls - 1
+
+    def skips(self, call: int) -> bool:
+        return self.resume is not None and call < self.resume[0]
+
+    def restore(self, call: int, model, optimizer) -> int:
+        """Units already done by this call (0 unless it is the one to resume); the saved
+        `extra` is in self.extra."""
+        if self.resume is None or call != self.resume[0]:
+            return 0
+        checkpoint.restore(self.path, model, optimizer=optimizer)
+        epochs, self.resume = self.resume[1], None
+        logging.info("resumed inside the stage from %s after unit %d", self.path, epochs)
+        return epochs
+
+    def after_epoch(self, call: int, epochs_done: int, model, optimizer, extra=None) -> None:
+        """Saves the position after `epochs_done` units of call `call` when it is due."""
+        if time.time() - self.last_save < 60.0 * self.minutes:
+            return
+        seconds = self.seconds_before + time.time() - self.started
+        meta = dict(call=call, epochs=epochs_done, seconds=seconds)
+        if extra:
+            meta["extra"] = extra
+        checkpoint.save(self.path, model, meta, optimizer=optimizer)
+        self.last_save = time.time()
+
+    def done(self) -> None:
+        """The stage finished (and its own checkpoint is written): the partial one goes."""
+        shutil.rmtree(self.path, ignore_errors=True)

@@ -5,8 +5,6 @@ distillation, penalties, EIE's expected cycles), epochs of shuffled batches, and
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 import time
 
 import jax
@@ -16,8 +14,7 @@ import optax
 from absl import logging
 from flax import nnx
 
-from eie_jax import checkpoint, data, hw_loss, trainer
-from eie_jax.errors import UserError
+from eie_jax import data, hw_loss, trainer
 from eie_jax.layers import compressible_layers
 
 
@@ -80,7 +77,7 @@ def train(
     penalty=0.0,
     teacher=None,
     hw=None,
-    progress: InStage | None = None,
+    progress: trainer.InStage | None = None,
 ):
     """Trains for `epochs`, logging loss and validation accuracy after each epoch.
 
@@ -141,60 +138,3 @@ def train(
         every=steps_per_epoch, on_every=log_epoch,
     )  # fmt: skip
     return steps
-
-
-class InStage:
-    """Checkpoints inside a stage and the resume from them, for every `training.train` call
-    the stage makes (a schedule's rounds, say).
-
-    After an epoch, when `minutes` have passed since the last one (0: every epoch), the
-    model, the optimizer and the position (which training call of the stage, epochs done)
-    go to PATH (`checkpoint.save`, atomic). A rerun's stage runs from its start again, with
-    the calls before the saved one skipped (their effect, and that of any pruning between
-    them, is in the saved model), the saved call restored and continued at its next epoch
-    (the batch order depends on the seed and the epoch only, the schedules on the step),
-    and the rest as usual: the same result as a run never interrupted.
-    """
-
-    def __init__(self, path: str, minutes: float):
-        self.path, self.minutes = path, float(minutes)
-        self.started = self.last_save = time.time()
-        self.calls, self.resume, self.seconds_before = 0, None, 0.0
-        if os.path.isdir(path):
-            meta = checkpoint.read_meta(path)
-            try:
-                self.resume = (int(meta["call"]), int(meta["epochs"]))
-                self.seconds_before = float(meta["seconds"])
-            except (KeyError, TypeError, ValueError):
-                raise UserError(
-                    f"checkpoint {path} is damaged; delete it to recompute that stage"
-                ) from None
-
-    def begin(self) -> int:
-        """The index of the training call that starts now."""
-        self.calls += 1
-        return self.calls - 1
-
-    def skips(self, call: int) -> bool:
-        return self.resume is not None and call < self.resume[0]
-
-    def restore(self, call: int, model, optimizer) -> int:
-        """Epochs already done by this call (0 unless it is the one to resume)."""
-        if self.resume is None or call != self.resume[0]:
-            return 0
-        checkpoint.restore(self.path, model, optimizer=optimizer)
-        epochs, self.resume = self.resume[1], None
-        logging.info("resumed inside the stage from %s after epoch %d", self.path, epochs)
-        return epochs
-
-    def after_epoch(self, call: int, epochs_done: int, model, optimizer) -> None:
-        if time.time() - self.last_save < 60.0 * self.minutes:
-            return
-        seconds = self.seconds_before + time.time() - self.started
-        meta = dict(call=call, epochs=epochs_done, seconds=seconds)
-        checkpoint.save(self.path, model, meta, optimizer=optimizer)
-        self.last_save = time.time()
-
-    def done(self) -> None:
-        """The stage finished (and its own checkpoint is written): the partial one goes."""
-        shutil.rmtree(self.path, ignore_errors=True)

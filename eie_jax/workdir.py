@@ -1,11 +1,9 @@
 """Workdirs: the one resume check, the one lock and the one config-override merger.
 
-Every entry point that writes into a --workdir (the compression pipeline, sweeps, the
-comparison) goes through these:
+Every entry point that writes into a --workdir goes through `session`:
 
-    with workdir.lock(path):                      # a second process is refused
-        workdir.check_same_config(path, config_dict, "config.json")
-        ...                                       # resume what is there
+    with workdir.session(path, "compress", config):   # lock, kind of run, config check
+        ...                                           # resume what is there
 
 - `fingerprint(value)`: a short hash of a JSON value, to key results by what they depend on.
 - `check_same_config(path, value, filename)`: writes PATH/FILENAME atomically on a fresh
@@ -189,6 +187,42 @@ def lock(path: str, process_id: int = 0):
             yield path
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+KIND_FILE = "workdir.json"
+
+
+def check_kind(path: str, kind: str) -> None:
+    """Records which kind of run a workdir holds (PATH/workdir.json), or refuses one that
+    holds another kind's results: a compression run's workdir is not a sweep's."""
+    file = os.path.join(path, KIND_FILE)
+    if os.path.exists(file):
+        try:
+            with open(file, encoding="utf-8") as f:
+                held = json.load(f)["kind"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise UserError(f"{file}: damaged ({e}); delete it if this is a {kind} run's") from e
+        if held != kind:
+            raise UserError(
+                f"--workdir={path} holds a {held} run's results, not a {kind} run's; use "
+                "another --workdir"
+            )
+        return
+    write_json_atomic(file, {"kind": kind})
+
+
+@contextlib.contextmanager
+def session(path: str, kind: str, config=None, filename: str = "config.json", *, ignore=(),
+            process_id: int = 0):  # fmt: skip
+    """The one way an entry point opens its --workdir: the lock (a second run is refused),
+    the kind of run it holds (`check_kind`) and, when `config` is given, the config check
+    (`check_same_config` on PATH/FILENAME): resume what is there, or a one-line refusal."""
+    with lock(path, process_id):
+        if process_id == 0:
+            check_kind(path, kind)
+        if config is not None:
+            check_same_config(path, config, filename, ignore=ignore)
+        yield path
 
 
 # ------------------------------------------------------------------ overrides

@@ -25,11 +25,13 @@ from absl import flags
 from jax.experimental import sparse
 from ml_collections import config_flags
 
-from eie_jax import eie, errors, plotting
+from eie_jax import eie, errors, plotting, schema
+from eie_jax import workdir as workdirs
+from eie_jax.eie import benchmarks
 from experiments.timer import interleaved_medians
 from experiments.timer import machine as ran_on
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Benchmark config.", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, errors.CONFIG_HELP, lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results and the figure go.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -84,14 +86,13 @@ def crossover(densities, speedups):
 
 
 def run(config, workdir):
-    for field in ("size", "repeats"):
-        value = config[field]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise errors.UserError(f"config.{field}={value!r}: allowed: an int >= 1")
-    if not config.densities or not all(0 < d <= 1 for d in config.densities):
-        raise errors.UserError(f"config.densities={list(config.densities)}: each in (0, 1]")
-    cfg = eie.EIEConfig.from_dict(config.eie)
-    os.makedirs(workdir, exist_ok=True)
+    schema.check(config, benchmarks.CROSSOVER)
+    with workdirs.session(workdir, "bench_crossover", config):
+        return _run(config, workdir)
+
+
+def _run(config, workdir):
+    cfg = eie.EIEConfig(**config.eie)
     rng = np.random.default_rng(config.seed)
     n = config.size
     x = rng.standard_normal(n).astype(np.float32)
@@ -169,4 +170,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    errors.run(main)
+    errors.run(main, validate=lambda: schema.check(_CONFIG.value, benchmarks.CROSSOVER))

@@ -19,12 +19,13 @@ import numpy as np
 from absl import flags, logging
 from ml_collections import config_flags
 
-from eie_jax import eie, errors, plotting, sweep
+from eie_jax import eie, errors, plotting, schema, sweep
+from eie_jax import workdir as workdirs
 from eie_jax.eie import benchmarks
 from eie_jax.figures import LayerFigures
 from experiments.timer import interleaved_medians, machine, median_time
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Benchmark config.", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, errors.CONFIG_HELP, lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results and figures go.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -120,9 +121,14 @@ def to_markdown(rows):
 
 
 def run(config, workdir):
-    cfg = eie.EIEConfig.from_dict(config.eie)
+    schema.check(config, benchmarks.BENCH_EIE)
+    with workdirs.session(workdir, "bench_eie", config):
+        return _run(config, workdir)
+
+
+def _run(config, workdir):
+    cfg = eie.EIEConfig(**config.eie)
     specs = [benchmarks.get_spec(name) for name in config.layers]
-    os.makedirs(workdir, exist_ok=True)
     rows = []
     for spec in specs:
         rows.append(layer_row(spec, config, cfg))
@@ -193,4 +199,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    errors.run(main)
+    errors.run(main, validate=lambda: schema.check(_CONFIG.value, benchmarks.BENCH_EIE))

@@ -36,6 +36,7 @@ import numpy as np
 from absl import flags
 
 from eie_jax import eie, errors, sweep, xla_flags
+from eie_jax import workdir as workdirs
 from eie_jax.eie import benchmarks, metrics
 from eie_jax.eie.encode import entry_counts, thread_map
 from eie_jax.sweep import eie_points
@@ -242,7 +243,12 @@ def main(argv):
     if _ALEX6_ONLY.value:
         print(json.dumps(alex6_cycles_only(_REPEATS.value)))
         return
-    os.makedirs(_WORKDIR.value, exist_ok=True)
+    with workdirs.session(_WORKDIR.value, "bench_sweep"):
+        measure()
+
+
+def measure():
+    """The sweeps into --workdir, then the tables (printed and written there)."""
     print(f"devices: {jax.devices()}")
     # First, in a fresh process: after the sweeps the same call measures 30-40 % slower
     # here. A millisecond call: ten times the repetitions, so the median is a steady state.

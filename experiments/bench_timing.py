@@ -20,17 +20,24 @@ from eie_jax.eie import benchmarks
 from experiments.timer import interleaved_medians
 
 _LAYERS = flags.DEFINE_list("layers", ["Alex-6"], "Table III layers to time.")
-_REPEATS = flags.DEFINE_integer("repeats", 20, "Timed runs per measurement (median).")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the synthetic layers.")
-_SMALL_SEEDS = flags.DEFINE_integer("small_seeds", 3, "Random layers of the small case.")
+_REPEATS = flags.DEFINE_integer(
+    "repeats", 20, "Timed runs per measurement (median).", lower_bound=1
+)
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the synthetic layers.", lower_bound=0)
+_SMALL_SEEDS = flags.DEFINE_integer(
+    "small_seeds", 3, "Random layers of the small case.", lower_bound=1
+)
+flags.register_validator(
+    "layers",
+    lambda names: set(names) <= set(benchmarks.LAYERS),
+    f"each a Table III layer: {', '.join(benchmarks.LAYERS)}",
+)
 SMALL_DEPTHS = (1, 2, 8)
 
 
 def main(argv):
     del argv
     specs = [benchmarks.get_spec(name) for name in _LAYERS.value]
-    if _REPEATS.value < 1:
-        raise errors.UserError(f"--repeats={_REPEATS.value}: must be >= 1")
     print(
         f"device: {jax.devices()[0]}; medians of {_REPEATS.value} interleaved runs after "
         "compilation"

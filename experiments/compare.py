@@ -15,7 +15,7 @@ from ml_collections import config_flags
 
 from eie_jax import compare, errors
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Comparison config.", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, errors.CONFIG_HELP, lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results, runs and checkpoints go.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -27,4 +27,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    errors.run(main)
+    errors.run(main, validate=lambda: compare.run_configs(_CONFIG.value))

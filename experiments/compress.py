@@ -25,4 +25,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    errors.run(main)
+    errors.run(main, validate=lambda: pipeline.validate_config(_CONFIG.value))

@@ -17,14 +17,15 @@ import numpy as np
 from absl import flags, logging
 from ml_collections import config_flags
 
-from eie_jax import eie, errors
+from eie_jax import eie, errors, schema
+from eie_jax import workdir as workdirs
 from eie_jax.eie import baselines, benchmarks, memory
 from eie_jax.figures import LayerFigures
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Figure config.", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, errors.CONFIG_HELP, lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results and figures go.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -94,13 +95,16 @@ def with_geomean(values):
 
 
 def run(config, workdir):
-    cfg = eie.EIEConfig.from_dict(config.eie)
+    schema.check(config, benchmarks.FIG_EIE_VS_CPU)
+    with workdirs.session(workdir, "fig_eie_vs_cpu", config):
+        return _run(config, workdir)
+
+
+def _run(config, workdir):
+    cfg = eie.EIEConfig(**config.eie)
     order = list(baselines.LAYER_ORDER)
-    if sorted(config.layers) != sorted(set(config.layers)) or not set(config.layers) <= set(order):
-        raise errors.UserError(f"config.layers={list(config.layers)}: a subset of {order}")
     specs = [benchmarks.get_spec(name) for name in order if name in config.layers]
     index = [order.index(spec.name) for spec in specs]
-    os.makedirs(workdir, exist_ok=True)
     rows = []
     for spec in specs:
         rows.append(eie_layer(spec, cfg, config.seed))
@@ -180,4 +184,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    errors.run(main)
+    errors.run(main, validate=lambda: schema.check(_CONFIG.value, benchmarks.FIG_EIE_VS_CPU))

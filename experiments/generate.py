@@ -11,9 +11,9 @@ config.generate says, checks fidelity and generates; writes WORKDIR/generate/res
 from absl import flags
 from ml_collections import config_flags
 
-from eie_jax import decode_run, errors
+from eie_jax import decode_run, errors, lm_study
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "A char LM config.", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, errors.CONFIG_HELP, lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Holds dense/; results go to generate/.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -26,4 +26,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    errors.run(main)
+    errors.run(main, validate=lambda: lm_study.validate(_CONFIG.value))

@@ -14,7 +14,7 @@ from ml_collections import config_flags
 
 from eie_jax import errors, llm_scale, workdir
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "LLM-scale config.", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, errors.CONFIG_HELP, lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where the table and the figure go.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -22,17 +22,16 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     del argv
     config, out = _CONFIG.value, _WORKDIR.value
-    llm_scale.validate(config)
-    os.makedirs(out, exist_ok=True)
-    result = llm_scale.project(config, log=print)
-    md = llm_scale.to_markdown(result)
-    with open(os.path.join(out, "llm_scale.md"), "w") as f:
-        f.write(md)
-    workdir.write_json_atomic(os.path.join(out, "llm_scale.json"), workdir.jsonable(result))
-    llm_scale.plot(result, os.path.join(out, "llm_scale_tokens_per_s.png"))
+    with workdir.session(out, "llm_scale", config):
+        result = llm_scale.project(config, log=print)
+        md = llm_scale.to_markdown(result)
+        with open(os.path.join(out, "llm_scale.md"), "w") as f:
+            f.write(md)
+        workdir.write_json_atomic(os.path.join(out, "llm_scale.json"), workdir.jsonable(result))
+        llm_scale.plot(result, os.path.join(out, "llm_scale_tokens_per_s.png"))
     print(md)
     print(json.dumps(result["timed"]))
 
 
 if __name__ == "__main__":
-    errors.run(main)
+    errors.run(main, validate=lambda: llm_scale.validate(_CONFIG.value))

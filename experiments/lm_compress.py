@@ -15,7 +15,7 @@ from ml_collections import config_flags
 
 from eie_jax import errors, lm_study
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Run config.", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, errors.CONFIG_HELP, lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where the checkpoint and results go.")
 _DENSE_ONLY = flags.DEFINE_bool("dense_only", False, "Train (or restore) the dense model only.")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -28,4 +28,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    errors.run(main)
+    errors.run(main, validate=lambda: lm_study.validate(_CONFIG.value))

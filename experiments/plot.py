@@ -33,4 +33,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    errors.run(main)
+    errors.run(main, validate=lambda: _CONFIG.value is None or sweep.check_config(_CONFIG.value))

@@ -16,6 +16,7 @@ from ml_collections import config_flags
 
 from eie_jax import errors, tuning
 from eie_jax.errors import UserError
+from eie_jax.pipeline import validate_config
 
 _OUT = flags.DEFINE_string("out", None, "The PNG to write; its .json goes beside it.")
 _REFERENCE = config_flags.DEFINE_config_file(
@@ -49,4 +50,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    errors.run(main)
+    errors.run(main, validate=lambda: _REFERENCE.value is None or validate_config(_REFERENCE.value))

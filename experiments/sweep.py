@@ -49,14 +49,21 @@ _PROCESS_ID = flags.DEFINE_integer(
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def main(argv):
-    del argv
+def validate():
+    """The sweep's config, its axes, and no --config.<field> that the sweep varies (each
+    point's value would replace it). jax.distributed starts first (multihost): checking a
+    training sweep's points builds models, a JAX call."""
     spec = config_flags.get_config_filename(flags.FLAGS["config"])
     axes = sweep.load_axes(spec)
-    # A --config.<field> the sweep varies would be replaced by each point's value: refused.
     overridden = config_flags.get_override_values(flags.FLAGS["config"])
     sweep.check_not_swept(overridden, axes, spec.partition(":")[0])
     multihost.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    sweep.check_config(_CONFIG.value, axes)
+
+
+def main(argv):
+    del argv  # validated (errors.run calls validate first)
+    axes = sweep.load_axes(config_flags.get_config_filename(flags.FLAGS["config"]))
     sweep.run_sweep(_CONFIG.value, axes, _WORKDIR.value)
     if _PLOT.value and jax.process_index() == 0:
         for path in sweep.plot_sweep(_WORKDIR.value):
@@ -64,4 +71,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    errors.run(main)
+    errors.run(main, validate=validate)

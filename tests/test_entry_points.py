@@ -97,7 +97,8 @@ def test_lm_workdir_of_another_dense_model_is_refused(tmp_path, corpus):
     config = char_lstm.get_config("smoke")
     config.data.update(data_dir=corpus, validation_works=("beta",), test_works=("gamma",))
     config.model_kwargs.hidden += 1  # the dense model in the workdir is another one
-    lm_study.check_workdir(config, workdir)
+    with lm_study.session(config, workdir):  # the workdir of another dense model
+        pass
     out = _run("experiments.generate", *_lm_args(corpus, workdir))
     _assert_one_line_error(out, "holds results of another config", "model_kwargs.hidden")
     assert not os.path.exists(os.path.join(workdir, "dense"))
@@ -196,3 +197,146 @@ def test_bad_numbers_are_one_line_before_any_work(tmp_path, entry, args, needles
 def test_empty_sweep_axis_is_refused():
     with pytest.raises(UserError, match="at least one value"):
         sweep.sweep("eie.num_pes", [])
+
+
+# A typo inside a config FILE (not only on the command line) names the field and the
+# closest one; the run stops before any work. Each file starts from a shipped config.
+TYPO_CONFIGS = [  # entry point, shipped config, the misspelt field = value, the field meant
+    ("compress", "lenet_300_100", "share.metod = 'linear'", "method"),
+    ("compress", "lenet_300_100", "eie.num_pe = 16", "num_pes"),
+    ("lm_compress", "char_lstm", "prune.sparsites = (0.5,)", "sparsities"),
+    ("llm_scale", "llm_scale", "eie.fifo_dpeth = 4", "fifo_depth"),
+    ("fig_eie_vs_cpu", "fig_eie_vs_cpu", "sed = 1", "seed"),
+    ("bench_crossover", "bench_crossover", "repeat = 3", "repeats"),
+    ("compare", "compare_lenet_300_100", "base.distill.wieght = 0.5", "weight"),
+    ("sweep", "sweeps.fig8_fifo_depth", "eie.index_bit = 4", "index_bits"),
+]
+
+
+def _config_file(tmp_path, module, arg, line) -> str:
+    """A config file of the user's: a shipped one with `line` added."""
+    path = tmp_path / "my_config.py"
+    sweep_part = (
+        f"\n\ndef get_sweep(arg=None):\n    return base.get_sweep({arg!r})\n"
+        if module.startswith("sweeps.")
+        else ""
+    )
+    package, _, name = f"configs.{module}".rpartition(".")
+    path.write_text(
+        f"from {package} import {name} as base\n\n\ndef get_config(arg=None):\n"
+        f"    config = base.get_config({arg!r})\n    {line}\n    return config\n{sweep_part}"
+    )
+    return str(path)
+
+
+@pytest.mark.parametrize("entry, module, typo, meant", TYPO_CONFIGS)
+def test_typo_inside_a_config_file_is_one_line(tmp_path, entry, module, typo, meant):
+    workdir = tmp_path / "w"
+    config = _config_file(tmp_path, module, "smoke", f"config.{typo}")
+    field = typo.split(" = ")[0]
+    message = f"config.{field}: no such field; did you mean {meant!r}?"
+    out = _run(f"experiments.{entry}", f"--config={config}", f"--workdir={workdir}")
+    _assert_one_line_error(out, message)
+    assert not workdir.exists()
+
+
+# Every entry point that takes a config: --validate_only checks it and stops (exit 0,
+# nothing written); a bad value there is the same one line as in a run.
+VALIDATE_ONLY = [
+    ("compress", "configs/lenet_300_100.py", "--config.prune.layers.fc1.sparsity=1.5"),
+    ("compare", "configs/compare_lenet_300_100.py", "--config.num_pes=(0,)"),
+    ("lm_compress", "configs/char_transformer.py", "--config.quantize.bits=(5,)"),
+    ("generate", "configs/char_lstm.py", "--config.generate.sparsity=1.0"),
+    ("llm_scale", "configs/llm_scale.py", "--config.sparsities=(0.9,0.5)"),
+    ("fig_eie_vs_cpu", "configs/fig_eie_vs_cpu.py", "--config.eie.dram_gbps=-1.0"),
+    ("bench_eie", "configs/eie_benchmarks.py", "--config.batch_layer=Alex-9"),
+    ("bench_crossover", "configs/bench_crossover.py", "--config.densities=(0.0,)"),
+    ("sweep", "configs/sweeps/fig11_pe_count.py", "--config.layer_scale=0.0"),
+    ("sweep", "configs/sweeps/lenet_density_bits.py", "--config.share.bits=9"),
+]
+
+
+@pytest.mark.parametrize("entry, config, bad", VALIDATE_ONLY)
+def test_validate_only_checks_the_config_and_stops(tmp_path, entry, config, bad):
+    workdir = tmp_path / "w"
+    args = [f"experiments.{entry}", f"--config={config}", f"--workdir={workdir}"]
+    out = _run(*args, "--validate_only")
+    assert out.returncode == 0 and out.stdout.strip().endswith("config ok"), out.stderr[-2000:]
+    out = _run(*args, bad, "--validate_only")
+    _assert_one_line_error(out, bad.split("=")[0].lstrip("-"))
+    assert not workdir.exists()
+
+
+def test_config_file_that_is_not_python_is_one_line(tmp_path):
+    config = _config_file(tmp_path, "lenet_300_100", "smoke", "config.seed = = 1")
+    out = _run("experiments.compress", f"--config={config}", f"--workdir={tmp_path / 'w'}")
+    _assert_one_line_error(out, f"--config={config}: line 6: invalid syntax")
+
+
+def test_eie_stage_too_big_for_memory_is_refused_before_training(tmp_path):
+    workdir = tmp_path / "w"
+    out = _run(
+        "experiments.compress", "--config=configs/lenet_300_100.py", "--config.eie.num_pes=100000",
+        f"--workdir={workdir}",
+    )  # fmt: skip
+    _assert_one_line_error(out, "config.eie.num_pes=100000", "GiB of memory", "eie.batch_size")
+    assert not workdir.exists()
+
+
+def test_a_workdir_holds_one_kind_of_run(tmp_path):
+    """A sweep's workdir refuses another entry point's run, and the other way round."""
+    sweep_dir, scale_dir = tmp_path / "sweep", tmp_path / "scale"
+    fig8 = ["experiments.sweep", "--config=configs/sweeps/fig8_fifo_depth.py:smoke", "--noplot"]
+    scale = ["experiments.llm_scale", "--config=configs/llm_scale.py:smoke"]
+    assert _run(*fig8, f"--workdir={sweep_dir}").returncode == 0
+    assert _run(*scale, f"--workdir={scale_dir}").returncode == 0
+    before = sorted(os.listdir(sweep_dir))
+    _assert_one_line_error(
+        _run(*scale, f"--workdir={sweep_dir}"), "holds a sweep run's results, not a llm_scale"
+    )
+    _assert_one_line_error(
+        _run(*fig8, f"--workdir={scale_dir}"), "holds a llm_scale run's results, not a sweep"
+    )
+    assert sorted(os.listdir(sweep_dir)) == before
+
+
+def test_lm_dense_training_resumes_inside_with_the_same_model(tmp_path, corpus, monkeypatch):
+    """Checkpoints every log line; an interrupt after step 12 resumes from step 10 with the
+    batch generator's state, to the model of a run never interrupted."""
+    import jax
+    import numpy as np
+    from flax import nnx
+
+    from eie_jax import text
+
+    config = char_lstm.get_config("smoke")
+    config.data.update(data_dir=corpus, validation_works=("beta",), test_works=("gamma",))
+    config.train.update(steps=20, log_every=5, checkpoint_minutes=0.0, max_minutes=0.0)
+    data = lm_study.load_corpus(config)
+    whole, whole_meta = lm_study.dense_model(config, data, str(tmp_path / "whole"))
+
+    workdir = str(tmp_path / "cut")
+    draws, draw = [0], text.train_batch
+
+    def interrupted(*args):
+        draws[0] += 1
+        if draws[0] == 13:
+            raise KeyboardInterrupt
+        return draw(*args)
+
+    monkeypatch.setattr(text, "train_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        lm_study.dense_model(config, data, workdir)
+    assert os.path.isdir(os.path.join(workdir, "dense.partial"))
+    monkeypatch.setattr(text, "train_batch", draw)
+    resumed, meta = lm_study.dense_model(config, data, workdir)
+    assert not os.path.exists(os.path.join(workdir, "dense.partial"))
+    assert meta["steps"] == whole_meta["steps"] == 20
+    for key in ("test_nats", "validation_nats", "train_loss"):
+        assert meta[key] == whole_meta[key], key
+    for a, b in zip(
+        jax.tree_util.tree_leaves(nnx.state(whole, nnx.Param)),
+        jax.tree_util.tree_leaves(nnx.state(resumed, nnx.Param)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

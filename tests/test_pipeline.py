@@ -223,7 +223,13 @@ def test_help_documents_config_overrides_and_smoke():
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     text = " ".join(out.stdout.split())
-    for needle in (":smoke", "--config.<field>=<value>", "config file's comments", "resumable"):
+    for needle in (
+        ":smoke",
+        "--config.<field>=<value>",
+        "study's schema",
+        "--validate_only",
+        "resumable",
+    ):
         assert needle in text, needle
 
 

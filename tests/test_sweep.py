@@ -345,8 +345,8 @@ def test_plot_where_selects_points():
     "edit, match",
     [
         (dict(layer="nosuch"), r"config.layer='nosuch': unknown; allowed: \['mine', 'Alex-6'"),
-        ({"layers.mine.weight_density": 1.5}, r"config.layers.mine.weight_density=1.5: must be"),
-        ({"layers.mine.in_features": 0}, r"config.layers.mine.in_features=0: must be an int"),
+        ({"layers.mine.weight_density": 1.5}, r"config.layers.mine.weight_density=1.5: allowed: "),
+        ({"layers.mine.in_features": 0}, r"config.layers.mine.in_features=0: allowed: an int >= 1"),
     ],
 )
 def test_bad_layer_of_ones_own_is_named(tmp_path, edit, match):

@@ -45,7 +45,7 @@ from eie_jax.sweep.eie_points import (
     table_iii_sweep,
 )
 from eie_jax.sweep.plot import PLOT_OPTIONS, check_plot, figure, plot_sweep
-from eie_jax.sweep.runners import RUNNERS, resolve_fn, run_sweep
+from eie_jax.sweep.runners import RUNNERS, check_config, resolve_fn, run_sweep
 from eie_jax.sweep.store import (
     PRESENTATION_FIELDS,
     RESULTS_FILE,
@@ -61,8 +61,8 @@ from eie_jax.workdir import apply_overrides
 __all__ = [
     "CHUNK_POINTS", "EIEHost", "EIEPoint", "METRICS", "Overrides", "PLOT_OPTIONS",
     "PRESENTATION_FIELDS", "Progress", "RESULTS_FILE", "RUNNERS", "ResultStore", "SWEEP_FILE",
-    "results_files",
-    "apply_overrides", "check_not_swept", "check_plot", "eie_base_config", "eie_config_of",
+    "results_files", "apply_overrides", "check_config", "check_not_swept", "check_plot",
+    "eie_base_config", "eie_config_of",
     "eie_metrics", "entry_counts", "evaluate_cycles", "evaluate_eie_points", "expand",
     "figure", "iter_cycles", "iter_eie_metrics", "layer_spec_of", "load_axes", "load_results",
     "load_sweep_file", "load_sweep_meta", "plot_sweep", "point_key", "prepare_eie_points",

@@ -23,11 +23,13 @@ import jax
 import ml_collections
 from absl import logging
 
+from eie_jax import schema
 from eie_jax import workdir as workdirs
 from eie_jax.errors import UserError
-from eie_jax.sweep import multihost
+from eie_jax.sweep import eie_points, multihost
 from eie_jax.sweep.axes import Overrides, expand, point_key
 from eie_jax.sweep.eie_points import iter_eie_metrics
+from eie_jax.sweep.plot import check_plot
 from eie_jax.sweep.store import Progress, ResultStore, load_results
 
 RUNNERS = ("eie", "train")
@@ -50,12 +52,10 @@ def run_sweep(
     holds another sweep, or one that another process is sweeping into.
     """
     log = log or (lambda msg: logging.info("%s", msg))
-    runner = config.get("runner", None)
-    if runner not in RUNNERS:
-        raise UserError(f"config.runner={runner!r}: must be one of {RUNNERS}")
-    points = expand(config, axes)
+    points = check_config(config, axes)
+    runner = config.runner
     process, processes = jax.process_index(), jax.process_count()
-    with workdirs.lock(workdir, process):
+    with workdirs.session(workdir, "sweep", process_id=process):
         store = ResultStore(workdir, process)
         done = store.open(config, points)
         # Every process has read the finished points before any process adds one.
@@ -75,6 +75,48 @@ def run_sweep(
             _run_training_points(config, mine, store, progress)
         multihost.barrier("sweep: every point done")
         return load_results(workdir)
+
+
+# The sweep's own fields of a training sweep's config; the rest is train_fn's config.
+TRAIN_SWEEP = schema.Section(
+    dict(
+        runner=schema.choice("train", RUNNERS),
+        # 'package.module.fn': fn(config[, workdir]) -> metrics; its attribute `validate`,
+        # if any, checks every point's config before the first one trains.
+        train_fn=schema.string(""),
+        plots=eie_points.PLOTS,
+    )
+)
+
+
+def check_config(config, axes: Sequence[Overrides] = ()) -> list[Overrides]:
+    """The sweep's config against its runner's schema (an EIE sweep's whole config; a
+    training sweep's own fields), its plot specs, and every point of `axes` (a training
+    sweep's through train_fn.validate when it has one); returns the points."""
+    runner = config.get("runner", None)
+    if runner not in RUNNERS:
+        raise UserError(f"config.runner={runner!r}: allowed: {', '.join(RUNNERS)}")
+    if runner == "eie":
+        schema.check(config, eie_points.section())
+    else:
+        own = {k: config[k] for k in TRAIN_SWEEP.fields if k in config}
+        schema.check(own, TRAIN_SWEEP)
+    for spec in config.get("plots", []):
+        check_plot(spec)
+    points = expand(config, axes) if axes else []
+    validate = runner == "train" and getattr(resolve_fn(config.train_fn), "validate", None)
+    for point in points if validate else ():
+        validate(point_config(config, point))
+    return points
+
+
+def point_config(config, overrides: Overrides) -> ml_collections.ConfigDict:
+    """A training point's config: the sweep's with the point's overrides, without the
+    sweep's own fields (runner, train_fn, plots)."""
+    config = workdirs.apply_overrides(config, overrides)
+    return ml_collections.ConfigDict(
+        {k: config[k] for k in config.keys() if k not in TRAIN_SWEEP.fields}
+    )
 
 
 def _run_eie_points(config, pending, store: ResultStore, progress: Progress, devices, log):
@@ -108,13 +150,13 @@ def _run_training_points(config, pending, store: ResultStore, progress: Progress
     train_fn = resolve_fn(config.train_fn)
     takes_workdir = "workdir" in inspect.signature(train_fn).parameters
     # Every point's config is checked before the first one trains.
-    configs = [(i, p, workdirs.apply_overrides(config, p)) for i, p in pending]
+    configs = [(i, p, point_config(config, p)) for i, p in pending]
     with _trainer(config.train_fn) as train:
-        for index, overrides, point_config in configs:
+        for index, overrides, point in configs:
             kwargs = {}
             if takes_workdir:
                 kwargs["workdir"] = os.path.join(store.workdir, "points", f"{index:05d}")
-            metrics = train(point_config, **kwargs)
+            metrics = train(point, **kwargs)
             store.append([{"index": index, "overrides": overrides, "metrics": metrics}])
             progress.update(1)
 
