@@ -340,3 +340,32 @@ def test_lm_dense_training_resumes_inside_with_the_same_model(tmp_path, corpus, 
         strict=True,
     ):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_damaged_lm_dense_model_is_named_and_kept(tmp_path, corpus):
+    workdir = str(tmp_path / "w")
+    assert (
+        _run("experiments.lm_compress", *_lm_args(corpus, workdir, "--dense_only")).returncode == 0
+    )
+    meta = os.path.join(workdir, "dense", "meta.json")
+    with open(meta, "w") as f:
+        f.write('{"layout": ')  # torn
+    for entry in ("lm_compress", "generate"):
+        out = _run(f"experiments.{entry}", *_lm_args(corpus, workdir))
+        _assert_one_line_error(out, os.path.join(workdir, "dense"), "damaged")
+    with open(meta) as f:
+        assert f.read() == '{"layout": '  # nothing deleted or rewritten
+
+
+def test_empty_sweep_axis_from_the_entry_point_is_one_line(tmp_path):
+    path = tmp_path / "empty_axis.py"
+    path.write_text(
+        "from configs.sweeps import fig8_fifo_depth as base\n"
+        "from eie_jax.sweep import sweep\n\n\n"
+        "def get_config(arg=None):\n    return base.get_config(arg)\n\n\n"
+        "def get_sweep(arg=None):\n    return sweep('eie.fifo_depth', [])\n"
+    )
+    workdir = tmp_path / "w"
+    out = _run("experiments.sweep", f"--config={path}:smoke", f"--workdir={workdir}")
+    _assert_one_line_error(out, "eie.fifo_depth", "at least one value")
+    assert not workdir.exists()
