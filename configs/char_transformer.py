@@ -9,11 +9,11 @@ Sizes: 2 pre-LN blocks (4 trained too slowly on 2 CPU cores; README, Character l
 models), d_model 256, 4 heads, MLP 1024 (ReLU), context 128.
 """
 
-from eie_jax import lm_study
+from eie_jax.studies.lm import study as lm_study
 
 
 def base_config():
-    """Every field at its default (eie_jax/lm_study.py, section(): what each field means
+    """Every field at its default (eie_jax/studies/lm/study.py, section(): what each field means
     and allows): the split by work, the training budget, the study's methods in order."""
     return lm_study.section().defaults()
 

@@ -19,7 +19,8 @@ All methods start from one dense network and retrain for the same number of epoc
 """
 
 from configs import lenet_300_100
-from eie_jax import compare, hw_loss
+from eie_jax.studies.compare import compare
+from eie_jax.training import hw_loss
 
 
 def get_config(arg=None):
@@ -52,7 +53,9 @@ def get_config(arg=None):
         base.distill.weight = 0.0
     base.hw_loss = dict(hw_loss.DEFAULTS)
 
-    config = compare.section().defaults()  # the fields: eie_jax/compare.py, section()
+    config = (
+        compare.section().defaults()
+    )  # the fields: eie_jax/studies/compare/compare.py, section()
     config.base = base
     config.methods = dict(
         magnitude=dict(label="magnitude (Deep Compression)", overrides=dict()),
@@ -86,7 +89,7 @@ def get_config(arg=None):
     )
     # The first PE count is the design point of the runs, the verdicts and the plot.
     config.num_pes = (64, 16)
-    # The questions of the comparison, with their targets (eie_jax/compare_report.py); the
+    # The questions of the comparison, with their targets (eie_jax/studies/compare/report.py); the
     # printed targets are these numbers, e.g. --config.verdicts.balanced_load_efficiency.above=0.8.
     config.verdicts = dict(
         hw_loss_vs_magnitude=dict(

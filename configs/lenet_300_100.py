@@ -11,17 +11,17 @@ with distillation from the dense network; per-layer 4-bit k-means weight sharing
 linear initialisation and centroid fine-tuning; Huffman coding of codes and indices.
 """
 
-from eie_jax import run_config
+from eie_jax.studies.compress import config as run_config
 
 
 def get_config(arg=None):
-    # Every field, its default and what it allows: eie_jax/run_config.py (section()).
+    # Every field, its default and what it allows: eie_jax/studies/compress/config.py (section()).
     config = run_config.section().defaults()
     config.train.update(epochs=20, batch_size=128, learning_rate=1e-3, weight_decay=1e-5)
     # Deep Compression keeps 8 % / 9 % / 26 % of fc1 / fc2 / fc3 on MNIST (Table 1).
     # Fashion-MNIST is harder: Zhu & Gupta's gradual (cubic) schedule over 100 retraining
     # epochs at the original rate, with distillation (below), loses least (README, Tuning).
-    # A pruning method is score x structure x distribution x schedule (eie_jax/prune);
+    # A pruning method is score x structure x distribution x schedule (eie_jax/compression/prune);
     # every setting of every registered entry can be overridden here or on the command line.
     config.prune.update(
         score="magnitude",  # 'magnitude' | 'random' | 'learned' (trainable scores)
@@ -42,7 +42,7 @@ def get_config(arg=None):
     # Knowledge distillation from the dense network while pruning and fine-tuning
     # (Hinton et al. 2015): loss = (1 - weight) * CE + weight * T^2 * KL. weight 0: off.
     config.distill.update(weight=0.7, temperature=4.0)
-    # EIE's expected cycles as a loss term (config.hw_loss, eie_jax/hw_loss.py) is off
+    # EIE's expected cycles as a loss term (config.hw_loss, eie_jax/training/hw_loss.py) is off
     # (weight 0); it needs prune.score='learned'.
     config.storage.update(index_bits=5, huffman=True)
     # The chip (ISCA 2016 Sec. V); EIE runs the layers config.eie.layers matches.

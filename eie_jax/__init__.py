@@ -1,6 +1,6 @@
 """eie-jax: Deep Compression in Flax NNX and a functional, differentiable model of EIE.
 
-The library API works on any Flax NNX model (see eie_jax/api.py):
+The library API works on any Flax NNX model (see eie_jax/api/compression.py):
 
     eie_jax.make_compressible(model, rules=None)      # in place; returns model
     eie_jax.prune_weights(model, sparsity=0.9)        # one-shot, any registered rule
@@ -12,24 +12,24 @@ The library API works on any Flax NNX model (see eie_jax/api.py):
 Names are imported on first use, so `import eie_jax` stays light.
 """
 
-from eie_jax import xla_flags as _xla_flags
+from eie_jax.utils import xla_flags as _xla_flags
 
 _xla_flags.apply()  # before JAX starts a backend: small cycle loops as one CPU kernel
 
 _EXPORTS = {
-    "make_compressible": "eie_jax.compressible",
-    "prune_weights": "eie_jax.api",
-    "share_weights": "eie_jax.api",
-    "Optimizer": "eie_jax.api",
-    "storage_report": "eie_jax.api",
-    "gradual": "eie_jax.api",
-    "cubic_sparsity": "eie_jax.api",
-    "iterative_targets": "eie_jax.api",
-    "Schedule": "eie_jax.api",
-    "apply_masks": "eie_jax.api",
-    "run_on_eie": "eie_jax.on_eie",
-    "EIEReport": "eie_jax.figures",
-    "LayerFigures": "eie_jax.figures",
+    "make_compressible": "eie_jax.compression.compressible",
+    "prune_weights": "eie_jax.api.compression",
+    "share_weights": "eie_jax.api.compression",
+    "Optimizer": "eie_jax.api.compression",
+    "storage_report": "eie_jax.api.compression",
+    "gradual": "eie_jax.api.compression",
+    "cubic_sparsity": "eie_jax.api.compression",
+    "iterative_targets": "eie_jax.api.compression",
+    "Schedule": "eie_jax.api.compression",
+    "apply_masks": "eie_jax.api.compression",
+    "run_on_eie": "eie_jax.api.on_eie",
+    "EIEReport": "eie_jax.api.figures",
+    "LayerFigures": "eie_jax.api.figures",
     "EIEConfig": "eie_jax.eie.config",
 }
 

@@ -25,11 +25,13 @@ from absl import flags
 from jax.experimental import sparse
 from ml_collections import config_flags
 
-from eie_jax import eie, errors, plotting, schema
-from eie_jax import workdir as workdirs
+from eie_jax import eie
 from eie_jax.eie import benchmarks
-from experiments.timer import interleaved_medians
-from experiments.timer import machine as ran_on
+from eie_jax.utils import cli as errors
+from eie_jax.utils import plotting, schema
+from eie_jax.utils import workdir as workdirs
+from eie_jax.utils.timer import interleaved_medians
+from eie_jax.utils.timer import machine as ran_on
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, errors.CONFIG_HELP, lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results and the figure go.")

@@ -19,11 +19,13 @@ import numpy as np
 from absl import flags, logging
 from ml_collections import config_flags
 
-from eie_jax import eie, errors, plotting, schema, sweep
-from eie_jax import workdir as workdirs
+from eie_jax import eie, sweep
+from eie_jax.api.figures import LayerFigures
 from eie_jax.eie import benchmarks
-from eie_jax.figures import LayerFigures
-from experiments.timer import interleaved_medians, machine, median_time
+from eie_jax.utils import cli as errors
+from eie_jax.utils import plotting, schema
+from eie_jax.utils import workdir as workdirs
+from eie_jax.utils.timer import interleaved_medians, machine, median_time
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, errors.CONFIG_HELP, lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results and figures go.")

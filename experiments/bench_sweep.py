@@ -16,7 +16,7 @@ python -m experiments.bench_sweep --workdir=runs/bench_sweep
 3. Alex-6 alone at 64 PEs / FIFO 8, cycles only, compiled (eie.cycles_from_counts),
    against the 0.025 ms a plain C loop takes (quoted: measured once on a 2-core machine);
    timed first, in the fresh process, then in a child process with XLA's default loop
-   runtime (eie_jax.xla_flags' option at XLA's own 1 KiB: every operation of the loop
+   runtime (eie_jax.utils.xla_flags' option at XLA's own 1 KiB: every operation of the loop
    body a task of its own).
 4. One `eie.simulate` call per point (every --baseline_stride-th point), first call
    (compiling its shape) and second call timed apart; every point's total_cycles checked.
@@ -35,11 +35,13 @@ import jax
 import numpy as np
 from absl import flags
 
-from eie_jax import eie, errors, sweep, xla_flags
-from eie_jax import workdir as workdirs
+from eie_jax import eie, sweep
+from eie_jax.compression.sparse_format import entry_counts, thread_map
 from eie_jax.eie import benchmarks, metrics
-from eie_jax.eie.encode import entry_counts, thread_map
 from eie_jax.sweep import eie_points
+from eie_jax.utils import cli as errors
+from eie_jax.utils import workdir as workdirs
+from eie_jax.utils import xla_flags
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the sweeps and the JSON.")
 _STRIDE = flags.DEFINE_integer(

@@ -15,9 +15,10 @@ import jax
 import numpy as np
 from absl import flags
 
-from eie_jax import eie, errors
+from eie_jax import eie
 from eie_jax.eie import benchmarks
-from experiments.timer import interleaved_medians
+from eie_jax.utils import cli as errors
+from eie_jax.utils.timer import interleaved_medians
 
 _LAYERS = flags.DEFINE_list("layers", ["Alex-6"], "Table III layers to time.")
 _REPEATS = flags.DEFINE_integer(

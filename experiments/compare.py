@@ -7,13 +7,14 @@ a rerun skips the runs whose results exist. `:smoke` after the config file runs 
 version. Any field can be overridden with --config.<field>=value, e.g.
 --config.methods.hw_loss.overrides.hw_loss.weight=1.0, --config.base.dataset=mnist or a
 verdict's target, --config.verdicts.balanced_load_efficiency.above=0.8; the fields are
-described in configs/compare_lenet_300_100.py and eie_jax/compare_report.py (verdicts).
+described in configs/compare_lenet_300_100.py and eie_jax/studies/compare/report.py (verdicts).
 """
 
 from absl import flags, logging
 from ml_collections import config_flags
 
-from eie_jax import compare, errors
+from eie_jax.studies.compare import compare
+from eie_jax.utils import cli as errors
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, errors.CONFIG_HELP, lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results, runs and checkpoints go.")

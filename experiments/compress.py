@@ -9,7 +9,8 @@ the same command resumes after the last finished stage.
 from absl import flags, logging
 from ml_collections import config_flags
 
-from eie_jax import errors, pipeline
+from eie_jax.studies.compress import pipeline
+from eie_jax.utils import cli as errors
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, errors.CONFIG_HELP, lock_config=True)
 _WORKDIR = flags.DEFINE_string(

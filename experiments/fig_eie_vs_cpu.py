@@ -17,10 +17,12 @@ import numpy as np
 from absl import flags, logging
 from ml_collections import config_flags
 
-from eie_jax import eie, errors, schema
-from eie_jax import workdir as workdirs
+from eie_jax import eie
+from eie_jax.api.figures import LayerFigures
 from eie_jax.eie import baselines, benchmarks, memory
-from eie_jax.figures import LayerFigures
+from eie_jax.utils import cli as errors
+from eie_jax.utils import schema
+from eie_jax.utils import workdir as workdirs
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -5,13 +5,15 @@
 
 Restores the dense model from WORKDIR/dense (trains it when missing), compresses it as
 config.generate says, checks fidelity and generates; writes WORKDIR/generate/result.{json,md}
-(eie_jax/decode_run.py).
+(eie_jax/studies/generation/run.py).
 """
 
 from absl import flags
 from ml_collections import config_flags
 
-from eie_jax import decode_run, errors, lm_study
+from eie_jax.studies.generation import run as decode_run
+from eie_jax.studies.lm import study as lm_study
+from eie_jax.utils import cli as errors
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, errors.CONFIG_HELP, lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Holds dense/; results go to generate/.")

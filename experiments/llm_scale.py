@@ -3,7 +3,7 @@
     python -m experiments.llm_scale --config=configs/llm_scale.py --workdir=runs/llm_scale
 
 Prints and writes WORKDIR/llm_scale.{md,json} and llm_scale_tokens_per_s.png; the method
-is in eie_jax/llm_scale.py.
+is in eie_jax/studies/llm_scale/projection.py.
 """
 
 import json
@@ -12,7 +12,9 @@ import os
 from absl import flags
 from ml_collections import config_flags
 
-from eie_jax import errors, llm_scale, workdir
+from eie_jax.studies.llm_scale import projection as llm_scale
+from eie_jax.utils import cli as errors
+from eie_jax.utils import workdir
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, errors.CONFIG_HELP, lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where the table and the figure go.")

@@ -13,7 +13,8 @@ Writes WORKDIR/dense (the orbax checkpoint every method starts from), WORKDIR/re
 from absl import flags, logging
 from ml_collections import config_flags
 
-from eie_jax import errors, lm_study
+from eie_jax.studies.lm import study as lm_study
+from eie_jax.utils import cli as errors
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, errors.CONFIG_HELP, lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where the checkpoint and results go.")

@@ -11,7 +11,8 @@ of `config.plots` is a dict of these options (eie_jax/sweep/plot.py):
 from absl import flags
 from ml_collections import config_flags
 
-from eie_jax import errors, sweep
+from eie_jax import sweep
+from eie_jax.utils import cli as errors
 
 __doc__ += "".join(f"  {k}: {v}\n" for k, v in sweep.PLOT_OPTIONS.items())
 

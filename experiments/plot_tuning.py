@@ -14,9 +14,10 @@ import os
 from absl import flags
 from ml_collections import config_flags
 
-from eie_jax import errors, tuning
-from eie_jax.errors import UserError
-from eie_jax.pipeline import validate_config
+from eie_jax.studies.compress.pipeline import validate_config
+from eie_jax.studies.tuning import tuning
+from eie_jax.utils import cli as errors
+from eie_jax.utils.cli import UserError
 
 _OUT = flags.DEFINE_string("out", None, "The PNG to write; its .json goes beside it.")
 _REFERENCE = config_flags.DEFINE_config_file(

@@ -22,8 +22,9 @@ import jax
 from absl import flags
 from ml_collections import config_flags
 
-from eie_jax import errors, sweep
+from eie_jax import sweep
 from eie_jax.sweep import multihost
+from eie_jax.utils import cli as errors
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config",

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from eie_jax import data
+from eie_jax.data import idx as data
 
 
 def write_idx_dataset(root, *, n_train=600, n_test=60, num_classes=10, seed=0, gz=True) -> str:

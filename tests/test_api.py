@@ -15,9 +15,9 @@ from flax import nnx
 
 import eie_jax
 from eie_jax import eie
-from eie_jax.compressible import Compressible
-from eie_jax.errors import UserError
-from eie_jax.layers import compressible_layers
+from eie_jax.compression.compressible import Compressible
+from eie_jax.compression.layers import compressible_layers
+from eie_jax.utils.cli import UserError
 from tests.oracle import eie_oracle
 
 SMALL = eie.EIEConfig(num_pes=4, fifo_depth=2)
@@ -338,7 +338,8 @@ def test_batch_energy_equals_layer_energy_per_input():
 
 @pytest.mark.parametrize("name", ["char_transformer", "char_lstm"])
 def test_char_models_run_on_eie_through_their_own_forward(name):
-    from eie_jax import models, on_eie
+    from eie_jax import models
+    from eie_jax.api import on_eie
 
     sizes = dict(
         char_transformer=dict(context=8, d_model=16, num_layers=1, num_heads=2, d_mlp=32),

@@ -12,8 +12,15 @@ import pytest
 from flax import nnx
 
 from configs import compare_lenet_300_100
-from eie_jax import checkpoint, compare, compare_report, data, models, pipeline, plotting, prune
-from eie_jax.layers import FrozenCodebook, compressible_layers
+from eie_jax import models
+from eie_jax.compression import prune
+from eie_jax.compression.layers import FrozenCodebook, compressible_layers
+from eie_jax.data import idx as data
+from eie_jax.studies.compare import compare
+from eie_jax.studies.compare import report as compare_report
+from eie_jax.studies.compress import pipeline
+from eie_jax.training import checkpoint
+from eie_jax.utils import plotting
 from tests import synthetic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from eie_jax import data
-from eie_jax.errors import UserError
+from eie_jax.data import idx as data
+from eie_jax.utils.cli import UserError
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])

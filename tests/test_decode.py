@@ -1,4 +1,4 @@
-"""Batch-1 generation on EIE (eie_jax/decode.py, decode_run.py): the host float ops against
+"""Batch-1 generation on EIE (studies/generation/decode.py, run.py): the host float ops against
 the float model, EIE against the dense fixed-point oracle bit for bit, no recompiles, and
 a `:smoke` run of the pipeline on a tiny synthetic text."""
 
@@ -8,11 +8,16 @@ import pytest
 from flax import nnx
 
 from configs import char_transformer
-from eie_jax import decode, decode_run, eie, hardware, lm_study, on_eie
-from eie_jax.errors import UserError
-from eie_jax.layers import compressible_layers
+from eie_jax import eie
+from eie_jax.api import on_eie
+from eie_jax.compression.layers import compressible_layers
+from eie_jax.eie import fc_layer as hardware
 from eie_jax.models import char_lstm
 from eie_jax.models import char_transformer as tf_model
+from eie_jax.studies.generation import decode
+from eie_jax.studies.generation import run as decode_run
+from eie_jax.studies.lm import study as lm_study
+from eie_jax.utils.cli import UserError
 from tests import synthetic_text
 
 VOCAB = 11

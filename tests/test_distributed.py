@@ -14,8 +14,8 @@ import time
 import pytest
 
 from eie_jax import sweep as sw
-from eie_jax.errors import UserError
 from eie_jax.sweep import multihost
+from eie_jax.utils.cli import UserError
 from tests import synthetic
 from tests.test_sweep import FAKE_TRAIN, ROOT
 

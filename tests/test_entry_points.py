@@ -10,9 +10,10 @@ import sys
 import pytest
 
 from configs import char_lstm
-from eie_jax import lm_study, sweep
-from eie_jax import workdir as workdirs
-from eie_jax.errors import UserError
+from eie_jax import sweep
+from eie_jax.studies.lm import study as lm_study
+from eie_jax.utils import workdir as workdirs
+from eie_jax.utils.cli import UserError
 from tests import synthetic, synthetic_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -307,7 +308,7 @@ def test_lm_dense_training_resumes_inside_with_the_same_model(tmp_path, corpus, 
     import numpy as np
     from flax import nnx
 
-    from eie_jax import text
+    from eie_jax.data import text
 
     config = char_lstm.get_config("smoke")
     config.data.update(data_dir=corpus, validation_works=("beta",), test_works=("gamma",))

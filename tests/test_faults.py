@@ -20,8 +20,10 @@ import orbax.checkpoint as ocp
 import pytest
 
 from configs import lenet_300_100
-from eie_jax import checkpoint, errors, pipeline
-from eie_jax import workdir as workdirs
+from eie_jax.studies.compress import pipeline
+from eie_jax.training import checkpoint
+from eie_jax.utils import cli as errors
+from eie_jax.utils import workdir as workdirs
 from tests import test_pipeline
 from tests.test_entry_points import _run
 from tests.test_pipeline import _smoke_config, _without_times

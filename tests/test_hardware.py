@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eie_jax import eie, hardware
+from eie_jax import eie
+from eie_jax.eie import fc_layer as hardware
 
 
 def random_stack(rng, sizes=(40, 30, 20, 10), density=0.3):

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from eie_jax import huffman
+from eie_jax.compression import huffman
 
 
 def _kraft(lengths):

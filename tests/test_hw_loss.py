@@ -8,8 +8,10 @@ import pytest
 from flax import nnx
 
 from configs import lenet_300_100
-from eie_jax import eie, hw_loss, layers
-from eie_jax.layers import MaskedLinear
+from eie_jax import eie
+from eie_jax.compression import layers
+from eie_jax.compression.layers import MaskedLinear
+from eie_jax.training import hw_loss
 
 
 class _Toy(nnx.Module):

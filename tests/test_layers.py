@@ -1,4 +1,4 @@
-"""Tests for eie_jax.layers: phases, straight-through scores, centroid gradients, masks."""
+"""Tests for compression.layers: phases, straight-through scores, centroid gradients, masks."""
 
 import jax
 import jax.numpy as jnp
@@ -7,8 +7,8 @@ import optax
 import pytest
 from flax import nnx
 
-from eie_jax import layers
-from eie_jax.layers import MaskedConv, MaskedLinear
+from eie_jax.compression import layers
+from eie_jax.compression.layers import MaskedConv, MaskedLinear
 
 
 def _random_mask(shape, density, seed):

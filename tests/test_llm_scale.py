@@ -1,4 +1,4 @@
-"""The LLM-scale projection (eie_jax/llm_scale.py): its timing-only path against the full
+"""The LLM-scale projection (studies/llm_scale/projection.py): its timing-only path against the full
 simulator, the per-token sums and the streaming rule, and a `:smoke` run."""
 
 import json
@@ -10,8 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eie_jax import eie, llm_scale
+from eie_jax import eie
 from eie_jax.eie import memory
+from eie_jax.studies.llm_scale import projection as llm_scale
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -13,10 +13,12 @@ import pytest
 from flax import nnx
 
 from configs import char_lstm, char_transformer
-from eie_jax import lm, on_eie, text
-from eie_jax.layers import MaskedLinear, compressible_layers
+from eie_jax.api import on_eie
+from eie_jax.compression.layers import MaskedLinear, compressible_layers
+from eie_jax.data import text
 from eie_jax.models import char_lstm as lstm_module
 from eie_jax.models import char_transformer as tf_module
+from eie_jax.studies.lm import training as lm
 from tests import synthetic_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -177,8 +179,8 @@ def test_missing_corpus_is_one_line(tmp_path):
 
 
 def test_group_that_does_not_divide_a_layer_is_refused_before_work():
-    from eie_jax import lm_study
-    from eie_jax.errors import UserError
+    from eie_jax.studies.lm import study as lm_study
+    from eie_jax.utils.cli import UserError
 
     config = char_lstm.get_config("smoke")
     config.model_kwargs.hidden = 48

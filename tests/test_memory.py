@@ -5,7 +5,7 @@ import pytest
 
 from eie_jax import eie
 from eie_jax.eie import energy, memory
-from eie_jax.errors import UserError
+from eie_jax.utils.cli import UserError
 
 CODEBOOK = np.linspace(0, 1.5, 16).astype(np.float32)
 

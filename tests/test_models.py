@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from eie_jax import eie, layers, models
+from eie_jax import eie, models
+from eie_jax.compression import layers
 
 
 def _num_params(model):
@@ -136,7 +137,8 @@ class _Shuffled(nnx.Module):
 
 
 def test_eie_runs_layers_in_the_order_the_forward_calls_them():
-    from eie_jax import on_eie, share
+    from eie_jax.api import on_eie
+    from eie_jax.compression import share
 
     model = _Shuffled(rngs=nnx.Rngs(0))
     for _, layer in layers.compressible_layers(model):  # 8-bit codebooks: near-float weights

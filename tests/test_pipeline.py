@@ -16,9 +16,13 @@ import pytest
 from flax import nnx
 
 from configs import lenet5, lenet_300_100
-from eie_jax import checkpoint, data, models, pipeline, prune
-from eie_jax import workdir as workdirs
-from eie_jax.errors import UserError
+from eie_jax import models
+from eie_jax.compression import prune
+from eie_jax.data import idx as data
+from eie_jax.studies.compress import pipeline
+from eie_jax.training import checkpoint
+from eie_jax.utils import workdir as workdirs
+from eie_jax.utils.cli import UserError
 from tests import synthetic
 from tests.oracle import eie_oracle
 

@@ -1,4 +1,4 @@
-"""Tests for eie_jax.prune: mask rules, schedules and prune_model."""
+"""Tests for eie_jax.compression.prune: mask rules, schedules and prune_model."""
 
 import jax
 import jax.numpy as jnp
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from eie_jax import prune
-from eie_jax.errors import UserError
-from eie_jax.layers import MaskedLinear
+from eie_jax.compression import prune
+from eie_jax.compression.layers import MaskedLinear
+from eie_jax.utils.cli import UserError
 
 
 def _weights(shape, seed=0):

@@ -8,8 +8,8 @@ from flax import nnx
 from qwix._src.core import qarray
 from qwix.contrib import gptq_core
 
-from eie_jax.layers import MaskedLinear, compressible_layers
-from eie_jax.quantize import bits, kmeans, linear, qwix_ptq
+from eie_jax.compression.layers import MaskedLinear, compressible_layers
+from eie_jax.studies.lm.methods import bits, kmeans, linear, qwix_ptq
 from tests.oracle import quant_oracle
 
 

@@ -19,10 +19,14 @@ from configs import (
     lenet_300_100_64x,
     llm_scale,
 )
-from eie_jax import compare, lm_study, run_config, schema, sweep
-from eie_jax import llm_scale as llm_scale_lib
+from eie_jax import sweep
 from eie_jax.eie import benchmarks
-from eie_jax.errors import UserError
+from eie_jax.studies.compare import compare
+from eie_jax.studies.compress import config as run_config
+from eie_jax.studies.llm_scale import projection as llm_scale_lib
+from eie_jax.studies.lm import study as lm_study
+from eie_jax.utils import schema
+from eie_jax.utils.cli import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eie_jax import share
+from eie_jax.compression import share
 
 
 def _numpy_kmeans(values, mask, centroids, iters=100):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from eie_jax import storage
+from eie_jax.compression import storage
 
 # A 4 x 6 layer (M outputs x K inputs), 2-bit codes, 0 = pruned. Column-major (CSC) the
 # 24 positions hold nonzeros at 0 (code 1), 9 (2), 19 (3), 20 (1) and 23 (1).

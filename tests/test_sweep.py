@@ -18,9 +18,9 @@ import pytest
 
 from eie_jax import eie
 from eie_jax import sweep as sw
+from eie_jax.compression.sparse_format import entry_counts_by_column
 from eie_jax.eie import benchmarks, fixed_point
-from eie_jax.eie.encode import entry_counts_by_column
-from eie_jax.errors import UserError
+from eie_jax.utils.cli import UserError
 from tests import synthetic
 from tests.oracle import eie_oracle
 from tests.test_entry_points import _assert_one_line_error, _run
@@ -403,7 +403,7 @@ def test_second_sweep_on_one_workdir_is_refused(tmp_path):
 
 LOCK_HOLDER = """
 import sys, time
-from eie_jax import workdir
+from eie_jax.utils import workdir
 with workdir.lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(60)

@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from eie_jax import text
-from eie_jax.errors import UserError
+from eie_jax.data import text
+from eie_jax.utils.cli import UserError
 from tests import synthetic_text
 
 

@@ -1,4 +1,4 @@
-"""The one training loop (eie_jax/trainer.py): counted steps, hooks, the learning rate set
+"""The one training loop (eie_jax/training/trainer.py): counted steps, hooks, the learning rate set
 from progress, and the time budget."""
 
 import jax.numpy as jnp
@@ -7,8 +7,8 @@ import optax
 import pytest
 from flax import nnx
 
-from eie_jax import trainer
-from eie_jax.layers import MaskedLinear
+from eie_jax.compression.layers import MaskedLinear
+from eie_jax.training import trainer
 
 
 def _loss(model, x, y):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from configs import lenet5, lenet5_60x, lenet_300_100, lenet_300_100_64x
-from eie_jax import tuning
-from eie_jax.errors import UserError
-from eie_jax.run_config import validate_config, weight_bits
+from eie_jax.studies.compress.config import validate_config, weight_bits
+from eie_jax.studies.tuning import tuning
+from eie_jax.utils.cli import UserError
 
 
 @pytest.mark.parametrize("arg", [None, "smoke"])

@@ -1,4 +1,4 @@
-"""eie_jax/workdir.py: the config check, the lock and the override merger of every workdir."""
+"""eie_jax/utils/workdir.py: the config check, the lock and the override merger of every workdir."""
 
 import json
 import os
@@ -6,8 +6,8 @@ import os
 import ml_collections
 import pytest
 
-from eie_jax import workdir
-from eie_jax.errors import UserError
+from eie_jax.utils import workdir
+from eie_jax.utils.cli import UserError
 
 
 def _config():

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from eie_jax import xla_flags
+from eie_jax.utils import xla_flags
 from tests.test_sweep import ROOT
 
 OPTION = "xla_cpu_small_while_loop_byte_threshold"

@@ -4,7 +4,7 @@ python -m experiments.sweep --config=configs/sweeps/lenet_density_bits.py --work
 
 Deep Compression (Han et al., ICLR 2016) keeps 8 % of LeNet-300-100's weights at 6 bits
 for 40x; this sweep maps the neighbourhood: each point is one full compression run
-(`eie_jax.pipeline.sweep_point`, from configs/lenet_300_100.py) that writes its
+(`eie_jax.studies.compress.pipeline.sweep_point`, from configs/lenet_300_100.py) that writes its
 own line. `:smoke` runs two tiny points.
 """
 
@@ -28,7 +28,7 @@ def get_config(arg=None):
     config.unlock()
     config.prune.distribution = "global"  # target_density sets the overall kept fraction
     config.runner = "train"
-    config.train_fn = "eie_jax.pipeline.sweep_point"
+    config.train_fn = "eie_jax.studies.compress.pipeline.sweep_point"
     common = dict(x=DENSITY_FIELD, series=BITS_FIELD, xlabel="weights kept (target density)")
     config.plots = [
         dict(y="compressed_accuracy", name="lenet_accuracy_vs_density.png", **common),

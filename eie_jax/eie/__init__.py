@@ -6,6 +6,7 @@ layer = eie.encode(codes, codebook, cfg)
 res = eie.simulate(layer, x, cfg)
 """
 
+from eie_jax.compression.sparse_format import column_counts
 from eie_jax.eie import energy, fixed_point, memory
 from eie_jax.eie.config import EIEConfig
 from eie_jax.eie.cost import expected_cycles, expected_entries
@@ -16,7 +17,7 @@ from eie_jax.eie.datapath import (
     simulate_batch,
     simulate_cycles,
 )
-from eie_jax.eie.encode import ColumnSlices, EncodedLayer, column_counts, encode
+from eie_jax.eie.encode import ColumnSlices, EncodedLayer, encode
 from eie_jax.eie.timing import (
     Track,
     bias_column,

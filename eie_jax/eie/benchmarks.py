@@ -12,10 +12,10 @@ import dataclasses
 
 import numpy as np
 
-from eie_jax import schema
 from eie_jax.eie import config as config_lib
 from eie_jax.eie.config import EIEConfig
-from eie_jax.errors import UserError
+from eie_jax.utils import schema
+from eie_jax.utils.cli import UserError
 
 
 @dataclasses.dataclass(frozen=True)

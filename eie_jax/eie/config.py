@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from eie_jax import schema
+from eie_jax.utils import schema
 
 TIMINGS = ("paper", "rtl")
 

@@ -27,9 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from eie_jax.compression.sparse_format import column_counts
 from eie_jax.eie import fixed_point, metrics, timing
 from eie_jax.eie.config import EIEConfig
-from eie_jax.eie.encode import ColumnSlices, EncodedLayer, check_finite, column_counts
+from eie_jax.eie.encode import ColumnSlices, EncodedLayer, check_finite
 
 
 @functools.partial(

@@ -20,11 +20,11 @@ import dataclasses
 
 import numpy as np
 
-from eie_jax import storage
-from eie_jax.errors import UserError
+from eie_jax.compression import sparse_format
+from eie_jax.utils.cli import UserError
 
 SPMAT_ROW_BITS = 64
-POINTER_BITS = storage.EIE_POINTER_BITS  # 16-bit column pointers (ISCA 2016, Sec. III-B)
+POINTER_BITS = sparse_format.POINTER_BITS  # 16-bit column pointers (ISCA 2016, Sec. III-B)
 ACT_BITS = 16
 DRAM_PJ_PER_32_BITS = 640.0
 SRAMS = ("spmat", "ptr", "act")

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from eie_jax.layers import MaskedLinear
+from eie_jax.compression.layers import MaskedLinear
 from eie_jax.models import register
 
 

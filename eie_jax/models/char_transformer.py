@@ -7,7 +7,7 @@ head are MaskedLinear, so they can be pruned, shared and quantised; the characte
 embedding, the positions and the LayerNorms stay dense (counted separately).
 
 Each layer's inputs, what GPTQ and AWQ calibrate on, come from the model's own forward
-(`eie_jax.on_eie.record_inputs`). Generation steps the same forward with a KV cache of
+(`eie_jax.api.on_eie.record_inputs`). Generation steps the same forward with a KV cache of
 fixed size (`init_cache`, `decode`): the keys and values of every position so far, and the
 position the next characters start at, as Flax's decode caches hold them; shapes do not
 change from step to step, so nothing recompiles.
@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from eie_jax.layers import MaskedLinear
+from eie_jax.compression.layers import MaskedLinear
 from eie_jax.models import register
 
 ACTIVATIONS = {"relu": jax.nn.relu, "gelu": jax.nn.gelu}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from eie_jax.layers import MaskedConv, MaskedLinear
+from eie_jax.compression.layers import MaskedConv, MaskedLinear
 from eie_jax.models import register
 
 

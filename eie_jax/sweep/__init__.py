@@ -18,7 +18,7 @@ A sweep config file defines `get_config(arg)` (the base ConfigDict) and `get_swe
 - plot.py: the PNG figures the config declares in `config.plots` (options: PLOT_OPTIONS).
 """
 
-from eie_jax.eie.encode import entry_counts
+from eie_jax.compression.sparse_format import entry_counts
 from eie_jax.sweep.axes import (
     Overrides,
     check_not_swept,
@@ -56,7 +56,7 @@ from eie_jax.sweep.store import (
     load_sweep_meta,
     results_files,
 )
-from eie_jax.workdir import apply_overrides
+from eie_jax.utils.workdir import apply_overrides
 
 __all__ = [
     "CHUNK_POINTS", "EIEHost", "EIEPoint", "METRICS", "Overrides", "PLOT_OPTIONS",

@@ -21,8 +21,8 @@ from typing import Any
 
 import ml_collections
 
-from eie_jax import workdir
-from eie_jax.errors import UserError
+from eie_jax.utils import workdir
+from eie_jax.utils.cli import UserError
 
 Overrides = dict[str, Any]
 

@@ -27,13 +27,15 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from eie_jax import eie, schema, storage, workdir
+from eie_jax import eie
+from eie_jax.api.figures import LayerFigures
+from eie_jax.compression import sparse_format
+from eie_jax.compression.sparse_format import entry_counts_by_column, thread_map
 from eie_jax.eie import benchmarks
-from eie_jax.eie.encode import entry_counts_by_column, thread_map
-from eie_jax.errors import UserError
-from eie_jax.figures import LayerFigures
 from eie_jax.sweep.axes import Overrides, product, sweep
 from eie_jax.sweep.batching import RtlInputs, iter_cycles
+from eie_jax.utils import schema, workdir
+from eie_jax.utils.cli import UserError
 
 # What `eie_metrics` returns for each point: the fields a plot's y may name.
 METRICS = (
@@ -344,7 +346,7 @@ def eie_metrics(point: EIEPoint, pe_cycles, pe_busy) -> dict:
         "num_padding": fig.padding,
         "padding_share": fig.padding / max(fig.entries, 1),
         "storage_bits": fig.entries * (cfg.weight_bits + cfg.index_bits)
-        + cfg.num_pes * (fig.shape[1] + 1) * storage.EIE_POINTER_BITS,
+        + cfg.num_pes * (fig.shape[1] + 1) * sparse_format.POINTER_BITS,
         "broadcasts": int(point.counts.shape[1]),
     }
 

@@ -28,7 +28,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Sharding
 
-from eie_jax.errors import UserError
+from eie_jax.utils.cli import UserError
 
 # Environment variables that say the process is one of several, as jax.distributed reads
 # them (JAX itself, SLURM inside an srun step, Open MPI): name -> the process count's variable.

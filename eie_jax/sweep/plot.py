@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from absl import logging
 
-from eie_jax import plotting, workdir
-from eie_jax.errors import UserError
 from eie_jax.sweep.store import load_results, load_sweep_meta
+from eie_jax.utils import plotting, workdir
+from eie_jax.utils.cli import UserError
 
 PLOT_OPTIONS = {
     "x": "an overridden field or a metric, on the x axis (required)",

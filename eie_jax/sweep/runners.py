@@ -23,14 +23,14 @@ import jax
 import ml_collections
 from absl import logging
 
-from eie_jax import schema
-from eie_jax import workdir as workdirs
-from eie_jax.errors import UserError
 from eie_jax.sweep import eie_points, multihost
 from eie_jax.sweep.axes import Overrides, expand, point_key
 from eie_jax.sweep.eie_points import iter_eie_metrics
 from eie_jax.sweep.plot import check_plot
 from eie_jax.sweep.store import Progress, ResultStore, load_results
+from eie_jax.utils import schema
+from eie_jax.utils import workdir as workdirs
+from eie_jax.utils.cli import UserError
 
 RUNNERS = ("eie", "train")
 

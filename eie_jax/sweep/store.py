@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 import ml_collections
 from absl import logging
 
-from eie_jax import workdir as workdirs
-from eie_jax.errors import UserError
 from eie_jax.sweep.axes import Overrides, point_key
+from eie_jax.utils import workdir as workdirs
+from eie_jax.utils.cli import UserError
 
 RESULTS_FILE = "results.{process}.jsonl"
 LEGACY_RESULTS_FILE = "results.jsonl"  # one process, before multi-process sweeps

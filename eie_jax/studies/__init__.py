@@ -1,0 +1,1 @@
+"""The studies (rank 4), each in its own folder."""

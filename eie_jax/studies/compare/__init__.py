@@ -1,0 +1,1 @@
+"""Hardware-aware compression methods compared on EIE (experiments.compare)."""

@@ -1,0 +1,1 @@
+"""Deep Compression of a network, then its layers on EIE (experiments.compress)."""

@@ -1,0 +1,1 @@
+"""The W4A16 study of character language models (experiments.lm_compress)."""

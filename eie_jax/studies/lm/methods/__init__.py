@@ -1,0 +1,178 @@
+"""Weight compression methods of the W4A16 study, by name, each from the dense model.
+
+    kmeans_layer      per-layer k-means codebook (Deep Compression / EIE) at 0 % and every
+                      config.prune.sparsities, post-training and with centroid fine-tuning
+    kmeans_row        per-output-row codebooks (SqueezeLLM-like; not on EIE)
+    dense_retrain     control: the dense model retrained as long as pruning retrains
+    rtn_{sym,asym}_{channel,g32,g128}   linear int round to nearest (linear.py)
+    gptq_g128, awq_g128                 qwix's GPTQ and AWQ, symmetric, group 128
+
+Every method runs at each of config.quantize.bits. A method over matrices is a function
+`(w (M, K), bits, calibration inputs (N, K) or None) -> (w_hat, stored bits)` registered
+with `@matrix_method(name, needs_calibration, runs_on_eie)`; `run_job` writes w_hat into
+each MaskedLinear (kernel = w_hat.T) and scores the model. Per-layer k-means is a model-
+level job (pruning, sharing and fine-tuning, lm.py and kmeans.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from eie_jax.compression.layers import compressible_layers, to_hardware
+from eie_jax.studies.lm import training as lm
+from eie_jax.studies.lm.methods import bits as bit_count
+from eie_jax.studies.lm.methods import kmeans, linear, qwix_ptq
+
+
+@dataclasses.dataclass(frozen=True)
+class MatrixMethod:
+    fn: Callable
+    needs_calibration: bool
+    runs_on_eie: bool
+
+
+MATRIX_METHODS: dict[str, MatrixMethod] = {}
+
+
+def matrix_method(name: str, *, needs_calibration: bool = False, runs_on_eie: bool = False):
+    def add(fn):
+        MATRIX_METHODS[name] = MatrixMethod(fn, needs_calibration, runs_on_eie)
+        return fn
+
+    return add
+
+
+@matrix_method("kmeans_row")
+def _kmeans_row(w, bits, x):
+    w_hat, _, _ = kmeans.row_kmeans_np(w, bits)
+    return w_hat, bit_count.row_codebook(w.shape, bits)
+
+
+def _rtn(group, symmetric):
+    def fn(w, bits, x):
+        g = w.shape[1] if group is None else group
+        w_hat = np.asarray(linear.rtn(w, bits, g, symmetric)[0])
+        return w_hat, bit_count.linear_groups(w.shape, bits, g, asymmetric=not symmetric)
+
+    return fn
+
+
+for _sym in ("sym", "asym"):
+    for _group, _label in ((None, "channel"), (32, "g32"), (128, "g128")):
+        matrix_method(f"rtn_{_sym}_{_label}")(_rtn(_group, _sym == "sym"))
+
+
+@matrix_method("gptq_g128", needs_calibration=True)
+def _gptq(w, bits, x):
+    w_hat = np.asarray(qwix_ptq.gptq(w, qwix_ptq.hessian(x), bits, 128))
+    return w_hat, bit_count.linear_groups(w.shape, bits, 128, asymmetric=False)
+
+
+@matrix_method("awq_g128", needs_calibration=True)
+def _awq(w, bits, x):
+    w_hat, _ = qwix_ptq.awq(w, x, bits, 128)
+    stored = bit_count.linear_groups(w.shape, bits, 128, asymmetric=False, input_scales=True)
+    return np.asarray(w_hat), stored
+
+
+# dense_retrain: the control of pruning, the dense model trained on through the pruning
+# schedule's steps and time budget at sparsity 0 (pruning's retraining is more training).
+METHODS = ("kmeans_layer", *MATRIX_METHODS, "dense_retrain")
+GROUPS = {"rtn_sym_g32": 32, "rtn_asym_g32": 32, "rtn_sym_g128": 128, "rtn_asym_g128": 128,
+          "gptq_g128": 128, "awq_g128": 128}  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One unit of work that ends in one or more table rows; `name` keys resumption."""
+
+    name: str
+    method: str
+    bits: tuple[int, ...]
+    sparsity: float = 0.0
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.method in MATRIX_METHODS and MATRIX_METHODS[self.method].needs_calibration
+
+
+def jobs(method: str, config) -> list[Job]:
+    bits = tuple(config.quantize.bits)
+    if method == "kmeans_layer":
+        sparsities = (0.0, *config.prune.sparsities)
+        return [Job(f"kmeans_layer_s{s:.2f}", method, bits, s) for s in sparsities]
+    if method == "dense_retrain":
+        return [Job("dense_retrained", method, (32,))]
+    return [Job(f"{method}_b{b}", method, (b,)) for b in bits]
+
+
+def run_job(job: Job, model, corpus, config, calib) -> list[dict]:
+    """The job's rows: method, bits, sparsity, test nats/char, bits per weight, model KB."""
+    num_weights = sum(int(np.prod(lay.kernel_shape)) for _, lay in compressible_layers(model))
+    other = bit_count.other_bits(model)
+
+    def row(name, bits, stored, *, sparsity=0.0, finetuned=False, eie=None, on_eie=False, m=None):
+        return dict(
+            name=name, method=job.method, bits=bits, sparsity=sparsity, finetuned=finetuned,
+            test_nats=lm.evaluate(m, corpus.test, config.data.context, config.data.eval_windows),
+            bits_per_weight=stored / num_weights,
+            eie_bits_per_weight=None if eie is None else eie / num_weights,
+            model_kb=(stored + other) / 8 / 1024, runs_on_eie=on_eie,
+        )  # fmt: skip
+
+    if job.method == "kmeans_layer":
+        return _kmeans_layer_rows(job, model, corpus, config, row)
+    if job.method == "dense_retrain":
+        lm.prune_gradually(model, corpus, config, 0.0, seed=config.seed)
+        return [row(job.name, 32, 32 * num_weights, m=model)]
+    spec = MATRIX_METHODS[job.method]
+    (bits,) = job.bits
+    stored = 0
+    for name, layer in compressible_layers(model):
+        w = np.asarray(to_hardware(layer.kernel[...]))
+        x = calib[name] if spec.needs_calibration else None
+        w_hat, layer_bits = spec.fn(w, bits, x)
+        layer.kernel[...] = jnp.asarray(w_hat.T)
+        stored += layer_bits
+    return [row(job.name, bits, stored, on_eie=spec.runs_on_eie, m=model)]
+
+
+def _kmeans_layer_rows(job, model, corpus, config, row):
+    rows = []
+    s = job.sparsity
+    if s > 0:
+        record = lm.prune_gradually(model, corpus, config, s, seed=config.seed)
+        logging.info(
+            "[%s] pruned in %d steps, %.0f s", job.name, record["steps"], record["seconds"]
+        )
+        stored = sum(
+            bit_count.sparse_float(np.asarray(layer.hardware_mask()), config.storage.index_bits)
+            for _, layer in compressible_layers(model)
+        )
+        rows.append(row(f"pruned_s{s:.2f}", 32, stored, sparsity=s, m=model))
+    st = config.storage
+    for bits in job.bits:
+        shared = lm.copy(model)
+        kmeans.share_model(shared, bits, config.share.init, config.seed)
+        stored = eie = 0
+        for _, layer in compressible_layers(shared):
+            codes = np.asarray(layer.hardware_codes())
+            stored += bit_count.layer_codebook(codes, bits, index_bits=st.index_bits if s else None)
+            eie += bit_count.layer_codebook_eie(codes, bits, st.eie_num_pes, st.eie_index_bits)
+        tag = f"kmeans_layer_b{bits}_s{s:.2f}"
+        rows.append(row(tag, bits, stored, sparsity=s, eie=eie, on_eie=True, m=shared))
+        lm.train(
+            shared, corpus, config, steps=config.share.finetune_steps,
+            learning_rate=config.share.learning_rate, minutes=config.share.max_minutes,
+            stage=f"{tag} fine-tune", seed=config.seed + 2,
+        )  # fmt: skip
+        rows.append(
+            row(f"{tag}_ft", bits, stored, sparsity=s, finetuned=True, eie=eie, on_eie=True,
+                m=shared)
+        )  # fmt: skip
+    return rows

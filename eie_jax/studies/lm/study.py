@@ -1,0 +1,290 @@
+"""The W4A16 study: one dense character LM, every compression method from it, one table.
+
+    dense (trained once, orbax checkpoint in WORKDIR/dense) -> for each method of
+    config.quantize.methods: a copy of the dense model compressed, scored on the test text
+
+Results go to WORKDIR/results.json after every method (a rerun skips the finished ones),
+then WORKDIR/results.md (the table) and WORKDIR/pareto.png (nats/char against bits per
+weight). `run(config, workdir)` is what experiments/lm_compress.py calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import jax
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from eie_jax import eie
+from eie_jax.compression import share
+from eie_jax.compression.layers import compressible_layers
+from eie_jax.data import text
+from eie_jax.studies.lm import methods as quantize
+from eie_jax.studies.lm import report as lm_report
+from eie_jax.studies.lm import training as lm
+from eie_jax.training import trainer
+from eie_jax.utils import schema
+from eie_jax.utils import workdir as workdirs
+from eie_jax.utils.cli import UserError
+
+# Split by work (no work in two splits); every other work of data_dir is training text.
+VALIDATION_WORKS = ("julius_caesar", "twelfth_night")
+TEST_WORKS = ("macbeth", "much_ado_about_nothing")
+# Every method of the study, in the order it runs them (rows of its table).
+METHODS = (
+    "kmeans_layer",  # per-layer k-means (EIE), post-training and fine-tuned, each sparsity
+    "kmeans_row",  # per-output-row 16 / 8-entry codebooks (SqueezeLLM-like), dense
+    "rtn_sym_channel", "rtn_asym_channel", "rtn_sym_g32", "rtn_asym_g32",
+    "rtn_sym_g128", "rtn_asym_g128",
+    "gptq_g128", "awq_g128",
+    "dense_retrain",  # control: the dense model trained on as long as pruning retrains
+)  # fmt: skip
+
+
+def section() -> schema.Section:
+    """The schema of the LM study and of generation on EIE (experiments.lm_compress and
+    experiments.generate): every field, its default and what it allows. Config files
+    (configs/char_transformer.py) start from `section().defaults()` and override."""
+    S, integer, number = schema.Section, schema.integer, schema.number
+    steps, rate = integer(1, lo=1), number(1e-3, 0, above=True)
+    minutes = number(0.0, 0, note="0: no budget")
+    works = schema.sequence((), schema.string(""))
+    return S(
+        dict(
+            seed=integer(0, lo=0),
+            model=schema.choice("char_transformer", lm.LM_MODELS),
+            # The model's own keyword arguments (besides vocab_size), checked by building it.
+            model_kwargs=schema.Table(schema.anything(None, "a keyword argument of the model")),
+            data=S(
+                dict(
+                    data_dir=schema.string("data/shakespeare"),
+                    validation_works=dataclasses.replace(works, default=VALIDATION_WORKS),
+                    test_works=dataclasses.replace(works, default=TEST_WORKS),
+                    context=integer(128, lo=1),
+                    # evenly spaced windows of each split that every method is scored on
+                    eval_windows=integer(256, lo=1),
+                )
+            ),
+            train=S(
+                dict(
+                    steps=dataclasses.replace(steps, default=1000),
+                    batch_size=integer(16, lo=1),
+                    learning_rate=dataclasses.replace(rate, default=2e-3),
+                    weight_decay=number(0.0, 0),
+                    warmup=integer(50, lo=0),
+                    # Time budget of dense training: the cosine decay follows max(step /
+                    # steps, elapsed / budget), so that the run ends on time.
+                    max_minutes=dataclasses.replace(minutes, default=20.0),
+                    log_every=integer(100, lo=1),
+                    # After a log line, when this many minutes have passed since the last
+                    # save, the training checkpoints (WORKDIR/dense.partial) to resume from.
+                    checkpoint_minutes=number(10.0, 0, note="0: every log line"),
+                )
+            ),
+            # Gradual magnitude pruning of every FC matrix from the dense model (Zhu &
+            # Gupta), its steps cut, as in dense training, by a time budget per sparsity.
+            prune=S(
+                dict(
+                    sparsities=schema.sequence(
+                        (0.5, 0.7, 0.9), number(0.5, 0, 1, above=True, below=True)
+                    ),
+                    steps=dataclasses.replace(steps, default=300),
+                    frequency=dataclasses.replace(steps, default=10),
+                    learning_rate=dataclasses.replace(rate, default=5e-4),
+                    max_minutes=dataclasses.replace(minutes, default=4.0),
+                )
+            ),
+            # Per-layer k-means (Deep Compression / EIE): codebook entry 0 is the pruned
+            # zero; centroid fine-tuning (with the biases, LayerNorms and embedding).
+            share=S(
+                dict(
+                    init=schema.choice("linear", share.INITS),
+                    finetune_steps=integer(100, lo=0),
+                    learning_rate=dataclasses.replace(rate, default=1e-4),
+                    max_minutes=dataclasses.replace(minutes, default=1.5),
+                )
+            ),
+            quantize=S(
+                dict(
+                    methods=schema.sequence(
+                        METHODS, schema.choice("kmeans_layer", quantize.METHODS)
+                    ),
+                    bits=schema.sequence((4, 3), schema.choice(4, (2, 3, 4, 8))),
+                    calibration_windows=integer(128, lo=1),
+                )
+            ),
+            storage=S(
+                dict(
+                    index_bits=integer(4, 1, 16),
+                    eie_num_pes=integer(64, lo=1),
+                    eie_index_bits=integer(4, 1, 8),
+                )
+            ),
+            # Batch-1 generation on EIE (experiments.generate): the dense model
+            # magnitude-pruned per layer and shared into 2**bits k-means entries.
+            generate=S(
+                dict(
+                    sparsity=number(0.5, 0, 1, below=True),
+                    bits=integer(4, 1, 8),
+                    num_pes=eie.config.FIELDS.fields["num_pes"],
+                    fifo_depth=eie.config.FIELDS.fields["fifo_depth"],
+                    # training windows the fixed-point formats are fitted on
+                    calibration_windows=integer(32, lo=1),
+                    # biases absorb the mean truncation error (decode.calibrate)
+                    bias_correction=schema.boolean(True),
+                    fidelity_chars=integer(2000, lo=1),  # teacher-forced test characters
+                    fidelity_batch=integer(16, lo=1),
+                    num_chars=integer(500, lo=1),
+                    prompt=schema.string("ROMEO:\n"),
+                    temperature=number(0.8, 0, above=True),
+                )
+            ),
+        )
+    )
+
+
+def validate(config) -> None:
+    """Rejects a bad config before any work, naming the field and what is allowed: the
+    schema's checks, then the model built from its kwargs (shapes only) and the group
+    sizes the methods need."""
+    schema.check(config, section())
+    try:
+        shapes = nnx.eval_shape(lambda: lm.build_model(config, 64))
+    except TypeError as e:
+        raise UserError(f"config.model_kwargs: {e}") from None
+    for name, layer in compressible_layers(shapes):
+        for method in config.quantize.methods:
+            group = quantize.GROUPS.get(method)
+            if group and layer.in_features % group:
+                raise UserError(
+                    f"config.quantize.methods: {method} needs every layer's inputs to be a "
+                    f"multiple of {group}; {name} has {layer.in_features} (change model_kwargs)"
+                )
+
+
+def load_corpus(config) -> text.TextData:
+    d = config.data
+    return text.load(d.data_dir, d.validation_works, d.test_works)
+
+
+def dense_model(config, corpus, workdir):
+    """The dense model: restored from WORKDIR/dense, else trained and saved there."""
+    path = os.path.join(workdir, "dense")
+    build = lambda: lm.build_model(config, corpus.vocab_size)
+    if lm.has_checkpoint(path):
+        model, meta = lm.restore_dense(path, build)
+        if meta.get("vocab") != corpus.vocab:
+            raise UserError(f"{path}: trained on another vocabulary; use a new --workdir")
+        logging.info("[dense] restored from %s", path)
+        return model, meta
+    model = build()
+    # Checkpoints inside the training (WORKDIR/dense.partial): an interrupted run resumes.
+    progress = trainer.InStage(path + ".partial", config.train.checkpoint_minutes)
+    record = lm.train(
+        model, corpus, config, steps=config.train.steps,
+        learning_rate=config.train.learning_rate, minutes=config.train.max_minutes,
+        stage="dense", seed=config.seed, progress=progress,
+    )  # fmt: skip
+    meta = dict(
+        vocab=corpus.vocab,
+        works={k: list(v) for k, v in corpus.works.items()},
+        validation_nats=score(model, corpus.validation, config),
+        test_nats=score(model, corpus.test, config),
+        **record,
+    )
+    lm.save_dense(path, model, meta)
+    progress.done()
+    logging.info(
+        "[dense] %d steps in %.0f s: validation %.4f, test %.4f nats/char",
+        record["steps"], record["seconds"], meta["validation_nats"], meta["test_nats"],
+    )  # fmt: skip
+    return model, meta
+
+
+def score(model, ids, config) -> float:
+    return lm.evaluate(model, ids, config.data.context, config.data.eval_windows)
+
+
+# The fields the dense model depends on: a workdir holds one dense model, so a rerun may
+# change anything else (methods, pruning, sharing) but not these.
+DENSE_FIELDS = ("model", "model_kwargs", "data", "train", "seed")
+
+
+def session(config, workdir: str):
+    """The workdir of a language-model run (the study and generation share it): its lock,
+    and a refusal of one whose dense model was made with other DENSE_FIELDS (one line
+    naming them; recorded in WORKDIR/dense_config.json)."""
+    current = json.loads(config.to_json())
+    dense = {k: current[k] for k in DENSE_FIELDS}
+    return workdirs.session(
+        workdir, "language-model", dense, "dense_config.json",
+        ignore=("train.checkpoint_minutes",),  # when it checkpoints: the same model
+    )  # fmt: skip
+
+
+def run(config, workdir: str, *, dense_only: bool = False) -> dict:
+    """The whole study; returns the results dict written to WORKDIR/results.json."""
+    validate(config)
+    corpus = load_corpus(config)
+    with session(config, workdir):
+        return _run(config, corpus, workdir, dense_only)
+
+
+def _saved_results(path) -> dict:
+    """{rows, jobs} of a results.json a run left, or {} (a damaged one is a UserError
+    naming it, before any training)."""
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        return dict(rows=list(saved["rows"]), jobs=list(saved["jobs"]))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(
+            f"{path}: damaged ({type(e).__name__}: {e}); move it away to recompute the "
+            "methods (the dense model in WORKDIR/dense is kept)"
+        ) from None
+
+
+def _run(config, corpus, workdir, dense_only):
+    logging.info(
+        "text: train %d, validation %d, test %d characters; vocabulary %d",
+        len(corpus.train), len(corpus.validation), len(corpus.test), corpus.vocab_size,
+    )  # fmt: skip
+    results_path = os.path.join(workdir, "results.json")
+    saved = _saved_results(results_path)
+    model, meta = dense_model(config, corpus, workdir)
+    params = jax.tree_util.tree_leaves(nnx.state(model, nnx.Param))
+    dense_kb = sum(int(np.prod(p.shape)) for p in params) * 32 / 8 / 1024
+    results = dict(model=config.model, dense=dict(meta, model_kb=dense_kb), rows=[], jobs=[])
+    results.update(saved)
+    if dense_only:
+        return results
+    calib = None
+    for method in config.quantize.methods:
+        for job in quantize.jobs(method, config):
+            if job.name in results["jobs"]:
+                continue
+            if job.needs_calibration and calib is None:
+                calib = lm.calibration_inputs(model, corpus, config)
+            start = time.time()
+            rows = quantize.run_job(job, lm.copy(model), corpus, config, calib)
+            for row in rows:
+                row["seconds"] = time.time() - start
+                row["delta_nats"] = row["test_nats"] - meta["test_nats"]
+                logging.info(
+                    "[%s] %.2f bits/weight, test %.4f nats/char (%+.4f), %.0f s",
+                    row["name"], row["bits_per_weight"], row["test_nats"], row["delta_nats"],
+                    row["seconds"],
+                )  # fmt: skip
+                results["rows"].append(row)
+            results["jobs"].append(job.name)
+            workdirs.write_json_atomic(results_path, results, indent=2)
+    workdirs.write_json_atomic(results_path, results, indent=2)
+    lm_report.write(results, workdir)
+    return results

@@ -1,0 +1,1 @@
+"""Tables and Pareto figures of compression runs (experiments.plot_tuning)."""

@@ -1,0 +1,3 @@
+"""Training (rank 3): the one trainer, the image classifiers' training, the hardware loss,
+checkpoints.
+"""
