@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eie_jax.compression import prune, share, storage
+from eie_jax.compression import prune, quantizers, share, storage
 from eie_jax.compression.compressible import check_rules, match_rule
 from eie_jax.compression.layers import Optimizer, apply_masks, compressible_layers
 from eie_jax.compression.prune.schedules import Schedule, cubic_sparsity, gradual
@@ -76,7 +76,7 @@ def share_weights(
 ) -> dict[str, int]:
     """Replaces each compressible layer's kernel by codes into a 2**bits-entry codebook.
 
-    method: a quantizer of `eie_jax.compression.share.QUANTIZERS` ("kmeans": Deep Compression's
+    method: a one-table quantizer of `eie_jax.compression.quantizers` ("kmeans": Deep Compression's
     per-layer k-means, its codebook a trainable Param; "linear": a frozen per-layer int
     grid). Code 0 is the pruned weight. Rules' overrides: `bits`, `method`, `init`; `None`
     leaves a layer dense. The codebook is rounded to the kernel's dtype, so a bf16 layer
@@ -94,18 +94,19 @@ def share_weights(
         if layer.phase == "scores":
             layer.freeze_scores()
         b, m, ini = o.get("bits", bits), o.get("method", method), o.get("init", init)
-        if m not in share.QUANTIZERS:
+        if m not in quantizers.one_table():
             raise UserError(
-                f"share_weights: method={m!r} for {name}; allowed: {sorted(share.QUANTIZERS)}"
+                f"share_weights: method={m!r} for {name}; allowed: {quantizers.one_table()}"
             )
         if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 8:
             raise UserError(f"share_weights: bits={b!r} for {name}; allowed: an int in [1, 8]")
         if ini not in share.INITS:
             raise UserError(f"share_weights: init={ini!r} for {name}; allowed: {share.INITS}")
         kernel = np.asarray(layer.kernel[...], np.float32)
-        codebook, codes, trainable = share.QUANTIZERS[m](
-            kernel, np.asarray(layer.mask[...]), b, init=ini, key=jax.random.key(seed + i)
+        q = quantizers.quantize(
+            m, kernel, np.asarray(layer.mask[...]), b, init=ini, key=jax.random.key(seed + i)
         )
+        codebook, codes, trainable = q.codebook, q.codes, q.trainable
         dtype = getattr(layer, "kernel_dtype", "float32")
         codebook = np.asarray(jnp.asarray(codebook).astype(dtype), np.float32)
         layer.share(codebook, codes, trainable=trainable)

@@ -258,36 +258,3 @@ def _check_static(num_clusters, init):
         raise ValueError(f"num_clusters={num_clusters!r}: must be an int >= 1")
     if init not in INITS:
         raise ValueError(f"init={init!r}: must be one of {INITS}")
-
-
-# -- the quantizers a compression run can use (config.share.method) ----------------------
-
-QUANTIZERS: dict = {}
-
-
-def register_quantizer(name: str):
-    """Decorator: makes fn(w, mask, bits, *, init, key) -> (codebook, codes, trainable) a
-    `config.share.method`. trainable: whether centroid fine-tuning may move the codebook."""
-
-    def add(fn):
-        QUANTIZERS[name] = fn
-        return fn
-
-    return add
-
-
-@register_quantizer("kmeans")
-def kmeans_quantizer(w, mask, bits, *, init, key):
-    """Deep Compression Sec. 3: a per-layer k-means codebook, fine-tuned afterwards."""
-    codebook, codes = share_weights(w, mask, bits, init=init, key=key)
-    return codebook, codes, True
-
-
-@register_quantizer("linear")
-def linear_quantizer(w, mask, bits, *, init, key):
-    """The per-layer symmetric int grid of `linear_codebook` (W4A16 at 4 bits), frozen:
-    fine-tuning moves only the biases, so the weights stay integers times one scale. EIE
-    decodes one table per layer, so a per-output-channel scale cannot run on it."""
-    del init, key
-    codebook, codes = linear_codebook(w, mask, bits)
-    return codebook, codes, False

@@ -12,7 +12,7 @@ import re
 from flax import nnx
 
 from eie_jax import eie, models
-from eie_jax.compression import prune, share
+from eie_jax.compression import prune, quantizers, share
 from eie_jax.compression.layers import compressible_layers
 from eie_jax.data import idx as data
 from eie_jax.training import hw_loss
@@ -59,7 +59,7 @@ def section() -> schema.Section:
             prune=prune.section(),
             share=S(
                 dict(
-                    method=schema.choice("kmeans", lambda: sorted(share.QUANTIZERS)),
+                    method=schema.choice("kmeans", quantizers.one_table),
                     bits=BITS,  # every layer's codebook: 2**bits entries, entry 0 = zero
                     layer_bits=schema.Table(BITS),  # per-layer overrides, e.g. dict(fc3=5)
                     init=schema.choice("linear", share.INITS),
@@ -149,7 +149,7 @@ def eie_config(config) -> eie.EIEConfig:
 
 
 def share_method(config) -> str:
-    """config.share.method: a name in share.QUANTIZERS ('kmeans', Deep Compression's)."""
+    """config.share.method: a one-table quantizer ('kmeans', Deep Compression's)."""
     return config.share.method
 
 

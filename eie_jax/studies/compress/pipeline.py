@@ -25,7 +25,7 @@ from absl import logging
 
 from eie_jax.api import on_eie
 from eie_jax.api.figures import LayerFigures
-from eie_jax.compression import prune, share, storage
+from eie_jax.compression import prune, quantizers, storage
 from eie_jax.compression.layers import compressible_layers
 from eie_jax.data import idx as data
 from eie_jax.studies.compress.config import (
@@ -137,14 +137,13 @@ def prune_stage(model, dataset, config, teacher=None, progress=None) -> PruneRes
 
 def quantize(model, config) -> None:
     """Every layer's survivors -> codes into a 2**bits-entry codebook, by config.share.method
-    (a quantizer registered in share.QUANTIZERS: 'kmeans' or 'linear')."""
-    quantizer = share.QUANTIZERS[share_method(config)]
+    (a one-table quantizer of `compression.quantizers`: 'kmeans' or 'linear')."""
     for i, (name, layer) in enumerate(compressible_layers(model)):
-        codebook, codes, trainable = quantizer(
-            layer.kernel[...], layer.mask[...], weight_bits(config, name),
+        q = quantizers.quantize(
+            share_method(config), layer.kernel[...], layer.mask[...], weight_bits(config, name),
             init=config.share.init, key=jax.random.key(config.seed + i),
         )  # fmt: skip
-        layer.share(codebook, codes, trainable=trainable)
+        layer.share(q.codebook, q.codes, trainable=q.trainable)
 
 
 def share_stage(model, dataset, config, teacher=None, progress=None) -> ShareResult:

@@ -112,7 +112,7 @@ def section() -> schema.Section:
             quantize=S(
                 dict(
                     methods=schema.sequence(
-                        METHODS, schema.choice("kmeans_layer", quantize.METHODS)
+                        METHODS, schema.choice("kmeans_layer", quantize.methods)
                     ),
                     bits=schema.sequence((4, 3), schema.choice(4, (2, 3, 4, 8))),
                     calibration_windows=integer(128, lo=1),

@@ -7,47 +7,52 @@
     rtn_{sym,asym}_{channel,g32,g128}   linear int round to nearest (linear.py)
     gptq_g128, awq_g128                 qwix's GPTQ and AWQ, symmetric, group 128
 
-Every method runs at each of config.quantize.bits. A method over matrices is a function
-`(w (M, K), bits, calibration inputs (N, K) or None) -> (w_hat, stored bits)` registered
-with `@matrix_method(name, needs_calibration, runs_on_eie)`; `run_job` writes w_hat into
-each MaskedLinear (kernel = w_hat.T) and scores the model. Per-layer k-means is a model-
-level job (pruning, sharing and fine-tuning, lm.py and kmeans.py).
+Every method runs at each of config.quantize.bits. A method over matrices is a quantizer
+of the one registry (`eie_jax.compression.quantizers`): this module registers the RTN,
+GPTQ, AWQ and per-row k-means quantizers there, and any quantizer registered by a user's
+module is a method too (`methods()`); `run_job` writes each layer's `Quantized.weights`
+into its MaskedLinear (kernel = weights.T) and scores the model, calibrated quantizers
+getting the layer's calibration inputs. Per-layer k-means is a model-level job (pruning,
+sharing and fine-tuning, training.py and kmeans.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from eie_jax.compression import quantizers
 from eie_jax.compression.layers import compressible_layers, to_hardware
 from eie_jax.studies.lm import training as lm
 from eie_jax.studies.lm.methods import bits as bit_count
 from eie_jax.studies.lm.methods import kmeans, linear, qwix_ptq
 
 
-@dataclasses.dataclass(frozen=True)
-class MatrixMethod:
-    fn: Callable
-    needs_calibration: bool
-    runs_on_eie: bool
+def _matrix(name: str, *, calibrated: bool = False):
+    """Registers fn(w, bits, x) -> (w_hat, stored bits) as a quantizer of the one registry."""
 
-
-MATRIX_METHODS: dict[str, MatrixMethod] = {}
-
-
-def matrix_method(name: str, *, needs_calibration: bool = False, runs_on_eie: bool = False):
     def add(fn):
-        MATRIX_METHODS[name] = MatrixMethod(fn, needs_calibration, runs_on_eie)
+        def quantizer(w, mask, bits, *, calibration=None, init=None, key=None):
+            del init, key
+            w = np.asarray(w) if mask is None else np.where(mask, w, 0.0)
+            w_hat, stored = fn(w, bits, calibration)
+            return quantizers.Quantized(weights=np.asarray(w_hat), stored_bits=int(stored))
+
+        quantizers.register(name, calibrated=calibrated)(quantizer)
+        MATRIX.append(name)
         return fn
 
     return add
 
 
-@matrix_method("kmeans_row")
+MATRIX: list[str] = []  # the methods this module registers, in the study's order
+
+
+@_matrix("kmeans_row")
 def _kmeans_row(w, bits, x):
     w_hat, _, _ = kmeans.row_kmeans_np(w, bits)
     return w_hat, bit_count.row_codebook(w.shape, bits)
@@ -64,16 +69,16 @@ def _rtn(group, symmetric):
 
 for _sym in ("sym", "asym"):
     for _group, _label in ((None, "channel"), (32, "g32"), (128, "g128")):
-        matrix_method(f"rtn_{_sym}_{_label}")(_rtn(_group, _sym == "sym"))
+        _matrix(f"rtn_{_sym}_{_label}")(_rtn(_group, _sym == "sym"))
 
 
-@matrix_method("gptq_g128", needs_calibration=True)
+@_matrix("gptq_g128", calibrated=True)
 def _gptq(w, bits, x):
     w_hat = np.asarray(qwix_ptq.gptq(w, qwix_ptq.hessian(x), bits, 128))
     return w_hat, bit_count.linear_groups(w.shape, bits, 128, asymmetric=False)
 
 
-@matrix_method("awq_g128", needs_calibration=True)
+@_matrix("awq_g128", calibrated=True)
 def _awq(w, bits, x):
     w_hat, _ = qwix_ptq.awq(w, x, bits, 128)
     stored = bit_count.linear_groups(w.shape, bits, 128, asymmetric=False, input_scales=True)
@@ -82,7 +87,15 @@ def _awq(w, bits, x):
 
 # dense_retrain: the control of pruning, the dense model trained on through the pruning
 # schedule's steps and time budget at sparsity 0 (pruning's retraining is more training).
-METHODS = ("kmeans_layer", *MATRIX_METHODS, "dense_retrain")
+METHODS = ("kmeans_layer", *MATRIX, "dense_retrain")
+
+
+def methods() -> tuple[str, ...]:
+    """Every method a study may name: its own and every quantizer of the one registry
+    (a quantizer registered by your own module runs per matrix, like RTN)."""
+    return (*METHODS, *(name for name in quantizers.REGISTRY if name not in METHODS))
+
+
 GROUPS = {"rtn_sym_g32": 32, "rtn_asym_g32": 32, "rtn_sym_g128": 128, "rtn_asym_g128": 128,
           "gptq_g128": 128, "awq_g128": 128}  # fmt: skip
 
@@ -98,7 +111,8 @@ class Job:
 
     @property
     def needs_calibration(self) -> bool:
-        return self.method in MATRIX_METHODS and MATRIX_METHODS[self.method].needs_calibration
+        q = quantizers.REGISTRY.get(self.method)
+        return q is not None and q.calibrated
 
 
 def jobs(method: str, config) -> list[Job]:
@@ -130,16 +144,18 @@ def run_job(job: Job, model, corpus, config, calib) -> list[dict]:
     if job.method == "dense_retrain":
         lm.prune_gradually(model, corpus, config, 0.0, seed=config.seed)
         return [row(job.name, 32, 32 * num_weights, m=model)]
-    spec = MATRIX_METHODS[job.method]
+    spec = quantizers.get(job.method, "config.quantize.methods")
     (bits,) = job.bits
     stored = 0
-    for name, layer in compressible_layers(model):
+    for i, (name, layer) in enumerate(compressible_layers(model)):
         w = np.asarray(to_hardware(layer.kernel[...]))
-        x = calib[name] if spec.needs_calibration else None
-        w_hat, layer_bits = spec.fn(w, bits, x)
-        layer.kernel[...] = jnp.asarray(w_hat.T)
-        stored += layer_bits
-    return [row(job.name, bits, stored, on_eie=spec.runs_on_eie, m=model)]
+        q = quantizers.quantize(
+            job.method, w, None, bits, calibration=calib[name] if spec.calibrated else None,
+            init=config.share.init, key=jax.random.key(config.seed + i),
+        )  # fmt: skip
+        layer.kernel[...] = jnp.asarray(q.weights.T)
+        stored += q.stored_bits
+    return [row(job.name, bits, stored, on_eie=spec.one_table, m=model)]
 
 
 def _kmeans_layer_rows(job, model, corpus, config, row):

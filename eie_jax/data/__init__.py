@@ -1,0 +1,1 @@
+"""Data (rank 1): the IDX reader and its datasets, character text."""
