@@ -7,12 +7,11 @@ python -m experiments.bench_sweep --workdir=runs/bench_sweep
    sweeps from scratch, one after the other in this process (host preparation,
    compilation, evaluation and result files all timed; the Fig. 11 sweep reuses the
    synthetic layers the Fig. 8 sweep drew, as any second sweep of a process does).
-2. Splits that time: drawing the synthetic layers (their nonzeros alone, and the former
-   way: every code), entry counts (as a sweep counts them, and the former one sort per
-   (layer, PE count)), evaluation with
-   empty jit caches and compiled (median of --repeats): the sweep's (`batching`: the
-   points packed on tracks, one compilation) and the former one (one shape per
-   K class, metrics.batched_cycles: eie.cycles_from_counts vmapped over the points).
+2. Splits that time: drawing the synthetic layers (their nonzeros alone), entry counts
+   (as a sweep counts them, a thread per core; checked against one
+   `sparse_format.entry_counts` call per (layer, PE count)), and the batched evaluation
+   (`batching`: the points packed on tracks, one compilation) with empty jit caches and
+   compiled (median of --repeats).
 3. Alex-6 alone at 64 PEs / FIFO 8, cycles only, compiled (eie.cycles_from_counts),
    against the 0.025 ms a plain C loop takes (quoted: measured once on a 2-core machine);
    timed first, in the fresh process, then in a child process with XLA's default loop
@@ -20,7 +19,10 @@ python -m experiments.bench_sweep --workdir=runs/bench_sweep
    body a task of its own).
 4. One `eie.simulate` call per point (every --baseline_stride-th point), first call
    (compiling its shape) and second call timed apart; every point's total_cycles checked.
-Prints a table and writes DIR/bench_sweep.json.
+Prints a table, beside the numbers last recorded in docs/benchmarks.md (RECORDED: the
+commit and machine that measured them; a former implementation is compared by checking
+out its revision and running its bench, not by keeping a copy here), and writes
+DIR/bench_sweep.json.
 """
 
 import functools
@@ -36,14 +38,20 @@ import numpy as np
 from absl import flags
 
 from eie_jax import eie, sweep
-from eie_jax.compression.sparse_format import entry_counts, thread_map
-from eie_jax.eie import benchmarks, metrics
+from eie_jax.compression.sparse_format import entry_counts
+from eie_jax.eie import benchmarks
 from eie_jax.sweep import eie_points
 from eie_jax.utils import cli as errors
 from eie_jax.utils import workdir as workdirs
 from eie_jax.utils import xla_flags
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the sweeps and the JSON.")
+# The last numbers recorded in docs/benchmarks.md (Sweep speed), for the table's column.
+RECORDED = dict(
+    commit="f65e1d8", machine="2-core CPU, idle", end_to_end_s=3.50, draw_layers_s=0.47,
+    entry_counts_s=1.49, eval_with_compile_s=0.82, eval_point_ms=0.343, simulate_ms=5.72,
+    speedup=16.7, alex6_ms=0.353, alex6_default_loops_ms=0.987,
+)  # fmt: skip
 _STRIDE = flags.DEFINE_integer(
     "baseline_stride", 1, "Time one simulate call for every n-th point only (1: all points)."
 )
@@ -90,8 +98,8 @@ def run_sweeps(workdir):
 
 def host_preparation(everything):
     """Seconds to draw the layers as a sweep does (their nonzeros alone, a thread per core)
-    and the former way (every code), and to count entries as a sweep does (every (layer,
-    PE count) on a thread per core) vs one call per PE count."""
+    and to count entries as a sweep does (every (layer, PE count) on a thread per core);
+    the counts are checked against one `entry_counts` call per (layer, PE count)."""
     configs = [sweep.apply_overrides(c, r["overrides"]) for c, r in everything]
     eie_points.clear_layers()
     host = eie_points.EIEHost(log=lambda msg: None)
@@ -100,78 +108,34 @@ def host_preparation(everything):
     host.draw(keys)
     draw_s = time.perf_counter() - start
     start = time.perf_counter()
-    former = thread_map(_former_draw, list(dict.fromkeys(keys)))
-    former_draw_s = time.perf_counter() - start
-    for key, (rows, cols) in zip(dict.fromkeys(keys), former, strict=True):
-        layer = host.layer(key)
-        assert np.array_equal(layer[2], rows) and np.array_equal(layer[3], cols), key
-    start = time.perf_counter()
     host.count()
-    counts_s, per_n_s = time.perf_counter() - start, 0.0
+    counts_s = time.perf_counter() - start
     for (layer_key, n, bits, _), found in host.counts.items():
         _, _, rows, cols, shape = host.layer(layer_key)
-        start = time.perf_counter()
-        slow = entry_counts(rows, cols, shape, n, bits)
-        per_n_s += time.perf_counter() - start
-        assert found[1] == slow[1] and np.array_equal(found[0], slow[0]), layer_key[0].name
-    return draw_s, former_draw_s, counts_s, per_n_s
-
-
-def _former_draw(layer_key):
-    """The former drawing: every code (benchmarks.synthetic_layer), then its nonzeros."""
-    spec, seed, scale, weight_bits = layer_key
-    assert scale == 1.0
-    codes, _, _ = benchmarks.synthetic_layer(spec, seed, eie.EIEConfig(weight_bits=weight_bits))
-    return benchmarks.nonzeros_by_column(codes)
-
-
-def _old_batched(counts, depths):
-    """The former evaluation: one padded shape (and compilation) per K class, vmapped."""
-    out = []
-    groups = {}
-    for i, c in enumerate(counts):
-        groups.setdefault(max(c.shape[1] - 1, 0).bit_length() // 2, []).append(i)
-    for members in groups.values():
-        n_pad = max(counts[i].shape[0] for i in members)
-        k_pad = max(-(-max(counts[i].shape[1] for i in members) // 128) * 128, 128)
-        batch = np.zeros((len(members), n_pad, k_pad), np.int32)
-        num_cols = np.zeros(len(members), np.int32)
-        for b, i in enumerate(members):
-            n, k = counts[i].shape
-            batch[b, :n, :k] = counts[i]
-            num_cols[b] = k
-        active = np.arange(k_pad)[None, :] < num_cols[:, None]
-        depth = np.asarray([depths[i] for i in members], np.int32)
-        history = eie.history_size(int(depth.max()))
-        out.append(metrics.batched_cycles(batch, active, depth, history=history))
-    return out
+        one = entry_counts(rows, cols, shape, n, bits)
+        assert found[1] == one[1] and np.array_equal(found[0], one[0]), layer_key[0].name
+    return draw_s, counts_s
 
 
 def evaluation(everything, repeats):
-    """(cold, compiled) seconds of each sweep's batched evaluation, new and old."""
-    result = {"packed": [0.0, 0.0], "per_k_class": [0.0, 0.0]}
+    """(cold, compiled) seconds of each sweep's batched evaluation (points packed)."""
+    cold = compiled = 0.0
     for config in {id(c): c for c, _ in everything}.values():
         prepared = sweep.prepare_eie_points(
             config, [r["overrides"] for c, r in everything if c is config], log=lambda m: None
         )
-        counts = [p.counts for p in prepared]
-        depths = [p.cfg.fifo_depth for p in prepared]
-        runs = {
-            "packed": functools.partial(
-                sweep.evaluate_cycles,
-                counts,
-                depths,
-                max_batch_elements=config.max_batch_elements,
-            ),
-            "per_k_class": functools.partial(_old_batched, counts, depths),
-        }
-        for name, fn in runs.items():
-            jax.clear_caches()
-            start = time.perf_counter()
-            jax.block_until_ready(fn())
-            result[name][0] += time.perf_counter() - start
-            result[name][1] += _median_s(fn, repeats)
-    return result
+        run = functools.partial(
+            sweep.evaluate_cycles,
+            [p.counts for p in prepared],
+            [p.cfg.fifo_depth for p in prepared],
+            max_batch_elements=config.max_batch_elements,
+        )
+        jax.clear_caches()
+        start = time.perf_counter()
+        jax.block_until_ready(run())
+        cold += time.perf_counter() - start
+        compiled += _median_s(run, repeats)
+    return cold, compiled
 
 
 def alex6_cycles_only(repeats):
@@ -262,57 +226,55 @@ def measure():
     rows, everything = run_sweeps(_WORKDIR.value)
     n = sum(r["points"] for r in rows.values())
     total_wall = sum(r["wall_s"] for r in rows.values())
-    draw_s, former_draw_s, counts_s, per_n_s = host_preparation(everything)
-    ev = evaluation(everything, _REPEATS.value)
+    draw_s, counts_s = host_preparation(everything)
+    eval_cold_s, eval_compiled_s = evaluation(everything, _REPEATS.value)
     encode_s, first_s, warm_s, checked = per_point_simulate(everything, _STRIDE.value)
     sim_ms = float(np.median(warm_s)) * 1e3
-    new_ms = ev["packed"][1] / n * 1e3
-    old_ms = ev["per_k_class"][1] / n * 1e3
+    point_ms = eval_compiled_s / n * 1e3
     result = {
         "devices": [str(d) for d in jax.devices()],
         "sweeps": rows,
         "total_points": n,
         "end_to_end_s": total_wall,
         "draw_layers_s": draw_s,
-        "draw_layers_former_s": former_draw_s,
         "entry_counts_s": counts_s,
-        "entry_counts_per_n_s": per_n_s,
-        "eval_with_compile_s": {k: v[0] for k, v in ev.items()},
-        "eval_compiled_s": {k: v[1] for k, v in ev.items()},
+        "eval_with_compile_s": eval_cold_s,
+        "eval_compiled_s": eval_compiled_s,
         "simulate_points_timed": checked,
         "simulate_encode_s": encode_s,
         "simulate_first_call_ms_median": float(np.median(first_s)) * 1e3,
         "simulate_second_call_ms_median": sim_ms,
-        "speedup_compiled_vs_simulate": sim_ms / new_ms,
-        "speedup_compiled_old_vs_simulate": sim_ms / old_ms,
+        "speedup_compiled_vs_simulate": sim_ms / point_ms,
         "alex6_cycles_only_ms": alex_ms,
         "alex6_total_cycles": alex_cycles,
         "alex6_vs_c_loop": alex_ms / C_LOOP_MS,
         "alex6_default_loops_ms": default_ms,
         "alex6_default_loops_vs_c_loop": default_ms / C_LOOP_MS,
+        "recorded": RECORDED,
     }
+    r = RECORDED
     lines = [
-        "| measure | this code | former code (same run) |",
+        f"| measure | this run | recorded ({r['commit']}, {r['machine']}) |",
         "|---|---|---|",
         f"| Fig. 8 + Fig. 11 end to end, {n} points (fig8 {rows['fig8']['wall_s']:.2f} s, "
-        f"fig11 {rows['fig11']['wall_s']:.2f} s) | {total_wall:.2f} s | see the former "
-        "bench_sweep |",
-        "| drawing the 9 synthetic layers, a thread per core | "
-        f"{draw_s:.2f} s (nonzeros alone: benchmarks.synthetic_nonzeros) | "
-        f"{former_draw_s:.2f} s (every code: benchmarks.synthetic_layer) |",
-        f"| entry counts, all (layer, PE count) | {counts_s:.2f} s (a thread per core) | "
-        f"{per_n_s:.2f} s (one sort per PE count, one at a time) |",
-        f"| evaluation with compilation | {ev['packed'][0]:.2f} s (points packed on tracks) | "
-        f"{ev['per_k_class'][0]:.2f} s (one shape per K class) |",
-        f"| evaluation compiled, per point (median of {_REPEATS.value}) | {new_ms:.3f} ms | "
-        f"{old_ms:.3f} ms |",
-        f"| one simulate call per point, compiled, median ({checked} points) | {sim_ms:.2f} ms | |",
-        f"| speedup per point, compiled, over simulate | {sim_ms / new_ms:.1f}x | "
-        f"{sim_ms / old_ms:.1f}x |",
+        f"fig11 {rows['fig11']['wall_s']:.2f} s) | {total_wall:.2f} s | {r['end_to_end_s']} s |",
+        "| drawing the 9 synthetic layers (nonzeros alone), a thread per core | "
+        f"{draw_s:.2f} s | {r['draw_layers_s']} s |",
+        f"| entry counts, all (layer, PE count), a thread per core | {counts_s:.2f} s | "
+        f"{r['entry_counts_s']} s |",
+        f"| evaluation with compilation (points packed on tracks) | {eval_cold_s:.2f} s | "
+        f"{r['eval_with_compile_s']} s |",
+        f"| evaluation compiled, per point (median of {_REPEATS.value}) | {point_ms:.3f} ms | "
+        f"{r['eval_point_ms']} ms |",
+        f"| one simulate call per point, compiled, median ({checked} points) | {sim_ms:.2f} ms | "
+        f"{r['simulate_ms']} ms |",
+        f"| speedup per point, compiled, over simulate | {sim_ms / point_ms:.1f}x | "
+        f"{r['speedup']}x |",
         f"| Alex-6 cycles only, 64 PEs, FIFO 8, compiled, median of {10 * _REPEATS.value} "
-        f"(C loop: {C_LOOP_MS} ms, quoted) | "
-        f"{alex_ms:.3f} ms ({alex_ms / C_LOOP_MS:.0f}x the C loop) | {default_ms:.3f} ms "
-        f"({default_ms / C_LOOP_MS:.0f}x; XLA's default loop runtime, a child process) |",
+        f"(C loop: {C_LOOP_MS} ms, quoted) | {alex_ms:.3f} ms ({alex_ms / C_LOOP_MS:.0f}x) | "
+        f"{r['alex6_ms']} ms |",
+        f"| the same at XLA's default loop runtime (a child process) | {default_ms:.3f} ms "
+        f"({default_ms / C_LOOP_MS:.0f}x) | {r['alex6_default_loops_ms']} ms |",
     ]
     print("\n".join(lines))
     path = os.path.join(_WORKDIR.value, "bench_sweep.json")

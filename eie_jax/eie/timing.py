@@ -204,10 +204,7 @@ def for_each_broadcast(active, body, init, unroll=1):
     cost a quarter of Alex-6's cycles-only time) lets the loop chase them, once per
     broadcast: a fori_loop with a traced trip count (a scan would step through every
     column). `unroll` broadcasts per iteration (the last num_active % unroll one per
-    iteration, so every step is a real broadcast): the cycles-only loops take 4, which
-    halved their time while XLA ran each operation of the body as a task of its own; now
-    that such loops are one kernel (eie_jax.utils.xla_flags) it changes little on the CPU
-    (Alex-6: 0.39, 0.38, 0.40 ms for 1, 2, 4).
+    iteration, so every step is a real broadcast); the cycles-only loops take 4.
     """
     k = active.shape[0]
     if k == 0:

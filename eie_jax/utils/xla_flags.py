@@ -2,14 +2,13 @@
 
 The cycle loops (`eie.timing`) take one tiny step per broadcast, a few vectors of N
 integers. XLA's CPU runtime runs every operation of a loop body as a task of its own, so
-such a loop costs 0.3-0.5 us per broadcast whatever it computes (Alex-6 at 64 PEs, 3295
-broadcasts: 1.2-1.6 ms). XLA compiles a while loop whose body touches fewer than
-`xla_cpu_small_while_loop_byte_threshold` bytes per iteration into a single kernel
-instead (0.4-0.5 ms). Its default, 1 KiB, leaves out all but the tiniest cycle loops;
-SMALL_LOOP_BYTES takes in the cycles-only loops of 64 to 1024 PEs. A larger threshold
-takes in more (the sweeps' packed loop at 256 KiB: 0.25 instead of 0.38 ms a point) and
-with it loops of training, whose float results could then change in their last bits; set
-it in XLA_FLAGS to try one.
+such a loop costs a fixed overhead per broadcast whatever it computes. XLA compiles a
+while loop whose body touches fewer than `xla_cpu_small_while_loop_byte_threshold` bytes
+per iteration into a single kernel instead. Its default, 1 KiB, leaves out all but the
+tiniest cycle loops; SMALL_LOOP_BYTES takes in the cycles-only loops of 64 to 1024 PEs. A
+larger threshold takes in more (the sweeps' packed loop) and with it loops of training,
+whose float results could then change in their last bits; set it in XLA_FLAGS to try
+one. The times, with and without: docs/benchmarks.md (Sweep speed).
 
 XLA reads XLA_FLAGS once, when JAX starts its backends, so `apply` runs when eie_jax is
 imported: import it before running any JAX computation (the option then holds for the
