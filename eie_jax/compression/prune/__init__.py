@@ -6,7 +6,8 @@
 
 `validate(config.prune, layer_names)` checks it before any work; `layer_targets` gives each
 layer's target after the distribution; `prune_model` recomputes every mask; the schedule
-drivers in schedules.py run a prune-and-retrain stage.
+drivers in schedules.py run a prune-and-retrain stage. `calibrated_prune` prunes a model
+once with a calibrated rule (Wanda, SparseGPT: calibrated.py), from its inputs on data.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import jax
 import jax.numpy as jnp
 
 from eie_jax.compression.layers import compressible_layers
-from eie_jax.compression.prune import distributions, schedules, scores, structures
+from eie_jax.compression.prune import calibrated, distributions, schedules, scores, structures
+from eie_jax.compression.prune.calibrated import calibrated_prune
 from eie_jax.compression.prune.registry import (
     KINDS,
     REGISTRY,
@@ -44,7 +46,7 @@ __all__ = [
     "layer_settings", "register", "section", "validate", "Context", "Schedule", "cubic_sparsity",
     "gradual", "train_learned", "balanced_mask", "n_m_mask", "sparsity_mask",
     "std_threshold_mask", "layer_targets", "prune_model", "distributions", "scores",
-    "schedules", "structures",
+    "schedules", "structures", "calibrated", "calibrated_prune",
 ]  # fmt: skip
 
 
