@@ -4,6 +4,7 @@ The library API works on any Flax NNX model (see eie_jax/api/compression.py):
 
     eie_jax.make_compressible(model, rules=None)      # in place; returns model
     eie_jax.prune_weights(model, sparsity=0.9)        # one-shot, any registered rule
+    eie_jax.calibrated_prune(model, x, rule="sparsegpt", n=2, m=4)  # Wanda, SparseGPT
     eie_jax.Optimizer(model, tx)                      # masks re-applied after each update
     eie_jax.share_weights(model, bits=4)              # k-means codes + codebook
     outputs, report = eie_jax.run_on_eie(model, x, calibration=...)
@@ -27,6 +28,7 @@ _EXPORTS = {
     "iterative_targets": "eie_jax.api.compression",
     "Schedule": "eie_jax.api.compression",
     "apply_masks": "eie_jax.api.compression",
+    "calibrated_prune": "eie_jax.compression.prune",
     "run_on_eie": "eie_jax.api.on_eie",
     "EIEReport": "eie_jax.api.figures",
     "LayerFigures": "eie_jax.api.figures",
