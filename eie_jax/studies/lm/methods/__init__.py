@@ -3,6 +3,9 @@
     kmeans_layer      per-layer k-means codebook (Deep Compression / EIE) at 0 % and every
                       config.prune.sparsities, post-training and with centroid fine-tuning
     kmeans_row        per-output-row codebooks (SqueezeLLM-like; not on EIE)
+    squeezellm_layer  per-layer Fisher-weighted k-means codebook (SqueezeLLM's
+                      sensitivity weights, one table: on EIE; sensitivity.py)
+    squeezellm_row    per-output-row Fisher-weighted k-means codebooks (not on EIE)
     dense_retrain     control: the dense model retrained as long as pruning retrains
     rtn_{sym,asym}_{channel,g32,g128}   linear int round to nearest (linear.py)
     gptq_g128, awq_g128                 qwix's GPTQ and AWQ, symmetric, group 128
@@ -11,14 +14,17 @@ Every method runs at each of config.quantize.bits. A method over matrices is a q
 of the one registry (`eie_jax.compression.quantizers`): this module registers the RTN,
 GPTQ, AWQ and per-row k-means quantizers there, and any quantizer registered by a user's
 module is a method too (`methods()`); `run_job` writes each layer's `Quantized.weights`
-into its MaskedLinear (kernel = weights.T) and scores the model, calibrated quantizers
-getting the layer's calibration inputs. Per-layer k-means is a model-level job (pruning,
-sharing and fine-tuning, training.py and kmeans.py).
+into its MaskedLinear (kernel = weights.T) and scores the model. A calibrated quantizer
+gets the layer's calibration (`calibration_kind`): its inputs (N, K) (GPTQ, AWQ), or, for
+one registered with `sensitivity.register` (sensitivity.FISHER), each weight's Fisher
+information (M, K) on the same calibration windows. Per-layer k-means is a model-level job
+(pruning, sharing and fine-tuning, training.py and kmeans.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -27,9 +33,10 @@ from absl import logging
 
 from eie_jax.compression import quantizers
 from eie_jax.compression.layers import compressible_layers, to_hardware
+from eie_jax.studies.lm import bootstrap
 from eie_jax.studies.lm import training as lm
 from eie_jax.studies.lm.methods import bits as bit_count
-from eie_jax.studies.lm.methods import kmeans, linear, qwix_ptq
+from eie_jax.studies.lm.methods import kmeans, linear, qwix_ptq, sensitivity
 
 
 def _matrix(name: str, *, calibrated: bool = False):
@@ -56,6 +63,9 @@ MATRIX: list[str] = []  # the methods this module registers, in the study's orde
 def _kmeans_row(w, bits, x):
     w_hat, _, _ = kmeans.row_kmeans_np(w, bits)
     return w_hat, bit_count.row_codebook(w.shape, bits)
+
+
+MATRIX.extend(("squeezellm_layer", "squeezellm_row"))  # registered by sensitivity.py
 
 
 def _rtn(group, symmetric):
@@ -114,6 +124,49 @@ class Job:
         q = quantizers.REGISTRY.get(self.method)
         return q is not None and q.calibrated
 
+    @property
+    def calibration(self) -> str | None:
+        return calibration_kind(self.method)
+
+
+def calibration_kind(method: str) -> str | None:
+    """What the method's quantizer takes as `calibration`: None (nothing), "inputs" (each
+    layer's calibration inputs (N, K): GPTQ, AWQ) or "fisher" (each weight's Fisher
+    information (M, K), `sensitivity.fisher`: the quantizers of sensitivity.FISHER)."""
+    q = quantizers.REGISTRY.get(method)
+    if q is None or not q.calibrated:
+        return None
+    return "fisher" if method in sensitivity.FISHER else "inputs"
+
+
+class Calibration:
+    """The dense model's calibration data, each kind computed on first use and kept, on
+    the training windows of `training.calibration_inputs`: `inputs` {layer: (N, K)} and
+    `fisher` {layer: (M, K)}. Give run_job one of these for all the jobs of a study."""
+
+    def __init__(self, model, corpus, config):
+        self.model, self.corpus, self.config = model, corpus, config
+
+    @functools.cached_property
+    def inputs(self) -> dict[str, np.ndarray]:
+        return lm.calibration_inputs(self.model, self.corpus, self.config)
+
+    @functools.cached_property
+    def fisher(self) -> dict[str, np.ndarray]:
+        return sensitivity.calibration_fisher(self.model, self.corpus, self.config)
+
+
+def _calibration(kind, calib, model, corpus, config):
+    """{layer: calibration} of the kind, from a `Calibration`, or from a plain dict of
+    inputs (the inputs kind) or else from the model itself (still the dense copy)."""
+    if kind is None:
+        return None
+    if isinstance(calib, Calibration):
+        return getattr(calib, kind)
+    if kind == "inputs":
+        return calib
+    return sensitivity.calibration_fisher(model, corpus, config)
+
 
 def jobs(method: str, config) -> list[Job]:
     bits = tuple(config.quantize.bits)
@@ -126,18 +179,24 @@ def jobs(method: str, config) -> list[Job]:
 
 
 def run_job(job: Job, model, corpus, config, calib) -> list[dict]:
-    """The job's rows: method, bits, sparsity, test nats/char, bits per weight, model KB."""
+    """The job's rows: method, bits, sparsity, test nats/char, bits per weight, model KB,
+    and each test window's nats/char (`test_windows`) when `bootstrap.enabled(config)`.
+    calib: a `Calibration` of the dense model, or {layer: inputs} (None when no job needs
+    them); a Fisher-calibrated method given no `Calibration` computes the Fisher from
+    `model` before changing it."""
     num_weights = sum(int(np.prod(lay.kernel_shape)) for _, lay in compressible_layers(model))
     other = bit_count.other_bits(model)
 
     def row(name, bits, stored, *, sparsity=0.0, finetuned=False, eie=None, on_eie=False, m=None):
-        return dict(
+        scored = dict(
             name=name, method=job.method, bits=bits, sparsity=sparsity, finetuned=finetuned,
             test_nats=lm.evaluate(m, corpus.test, config.data.context, config.data.eval_windows),
             bits_per_weight=stored / num_weights,
             eie_bits_per_weight=None if eie is None else eie / num_weights,
             model_kb=(stored + other) / 8 / 1024, runs_on_eie=on_eie,
         )  # fmt: skip
+        windows = bootstrap.result_windows(m, corpus, config)
+        return scored if windows is None else dict(scored, test_windows=windows)
 
     if job.method == "kmeans_layer":
         return _kmeans_layer_rows(job, model, corpus, config, row)
@@ -146,16 +205,21 @@ def run_job(job: Job, model, corpus, config, calib) -> list[dict]:
         return [row(job.name, 32, 32 * num_weights, m=model)]
     spec = quantizers.get(job.method, "config.quantize.methods")
     (bits,) = job.bits
-    stored = 0
+    calibration = _calibration(job.calibration, calib, model, corpus, config)
+    st = config.storage
+    stored, eie = 0, 0 if spec.one_table else None
     for i, (name, layer) in enumerate(compressible_layers(model)):
         w = np.asarray(to_hardware(layer.kernel[...]))
+        data = None if calibration is None else calibration[name]
         q = quantizers.quantize(
-            job.method, w, None, bits, calibration=calib[name] if spec.calibrated else None,
-            init=config.share.init, key=jax.random.key(config.seed + i),
+            job.method, w, None, bits, calibration=data, init=config.share.init,
+            key=jax.random.key(config.seed + i),
         )  # fmt: skip
         layer.kernel[...] = jnp.asarray(q.weights.T)
         stored += q.stored_bits
-    return [row(job.name, bits, stored, on_eie=spec.one_table, m=model)]
+        if eie is not None:  # one table per layer: EIE's format of its codes
+            eie += bit_count.layer_codebook_eie(q.codes, bits, st.eie_num_pes, st.eie_index_bits)
+    return [row(job.name, bits, stored, eie=eie, on_eie=spec.one_table, m=model)]
 
 
 def _kmeans_layer_rows(job, model, corpus, config, row):

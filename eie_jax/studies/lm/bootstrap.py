@@ -1,0 +1,80 @@
+"""Paired bootstrap intervals of loss differences over the same evaluation windows.
+
+Every method is scored on the same windows of the test text (`text.eval_windows`:
+config.data.eval_windows non-overlapping windows at evenly spaced offsets).
+`window_losses` gives each window's mean cross entropy in nats/char; their mean is
+`training.evaluate`'s number up to float rounding (evaluate itself is unchanged).
+
+The difference of method B from method A is the mean over windows of b_i - a_i.
+`paired_interval` resamples the window indices with replacement, the same indices for
+both (`samples` resamples of n indices from numpy's default_rng(seed)), and returns the
+observed mean difference with the central `level` percentile interval of the resampled
+mean differences (Efron's percentile bootstrap; np.quantile's linear interpolation).
+Two methods are ranked only where the interval of their difference excludes 0
+(`report.ranking`).
+
+Windows are stored when config.bootstrap.samples > 0 (`enabled`; a config without a
+bootstrap section stores none): each row of results.json gets `test_windows`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import optax
+from flax import nnx
+
+from eie_jax.data import text
+
+SAMPLES, SEED, LEVEL = 10000, 0, 0.95
+_CHUNK = 1 << 22  # resampled indices drawn at a time (32 MiB of int64)
+
+
+@nnx.jit
+def _window_sums(model, inputs, targets):
+    logits = model(inputs)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, targets).sum(axis=-1)
+
+
+def window_losses(model, ids, context: int, max_windows: int | None, batch_size: int = 64):
+    """(n,) float64: the mean cross entropy in nats/char of each evaluation window of
+    `ids` (the windows of `training.evaluate`, in their order)."""
+    inputs, targets = text.eval_windows(ids, context, max_windows)
+    sums = [
+        np.asarray(_window_sums(model, inputs[s : s + batch_size], targets[s : s + batch_size]))
+        for s in range(0, len(inputs), batch_size)
+    ]
+    return np.concatenate(sums).astype(np.float64) / targets.shape[1]
+
+
+def enabled(config) -> bool:
+    """Whether runs store per-window test losses: config.bootstrap.samples > 0."""
+    section = config.get("bootstrap", None)
+    return section is not None and section.get("samples", 0) > 0
+
+
+def result_windows(model, corpus, config) -> list[float] | None:
+    """The model's per-window test losses as a list (for results.json), or None when the
+    config asks for no intervals (`enabled`)."""
+    if not enabled(config):
+        return None
+    d = config.data
+    return window_losses(model, corpus.test, d.context, d.eval_windows).tolist()
+
+
+def paired_interval(a_windows, b_windows, samples=SAMPLES, seed=SEED, level=LEVEL):
+    """(mean difference, lo, hi) of b - a over paired windows (see the module)."""
+    a = np.asarray(a_windows, np.float64)
+    b = np.asarray(b_windows, np.float64)
+    if a.ndim != 1 or a.shape != b.shape or a.size == 0:
+        raise ValueError(f"windows: shapes {a.shape} and {b.shape}; want equal (n,), n >= 1")
+    if not 0 < level < 1 or int(samples) < 1:
+        raise ValueError(f"level={level!r}, samples={samples!r}: want 0 < level < 1, samples >= 1")
+    difference, n = b - a, a.size
+    rng = np.random.default_rng(seed)
+    means = np.empty(int(samples))
+    chunk = max(1, _CHUNK // n)
+    for start in range(0, len(means), chunk):
+        count = min(chunk, len(means) - start)
+        means[start : start + count] = difference[rng.integers(0, n, (count, n))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(difference.mean()), float(lo), float(hi)
