@@ -61,8 +61,9 @@ def register(name: str, *, calibrated: bool = False, one_table: bool = False):
 
 
 def one_table() -> list[str]:
-    """The names of the quantizers whose codes EIE can run (config.share.method)."""
-    return sorted(name for name, q in REGISTRY.items() if q.one_table)
+    """The quantizers a compression run can share its layers with (config.share.method):
+    one table per layer, whose codes EIE runs, and no calibration (the run has none)."""
+    return sorted(name for name, q in REGISTRY.items() if q.one_table and not q.calibrated)
 
 
 def get(name: str, where: str = "quantizer") -> Quantizer:
