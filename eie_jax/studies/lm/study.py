@@ -24,9 +24,11 @@ from eie_jax import eie
 from eie_jax.compression import share
 from eie_jax.compression.layers import compressible_layers
 from eie_jax.data import text
+from eie_jax.studies.lm import bootstrap
 from eie_jax.studies.lm import methods as quantize
 from eie_jax.studies.lm import report as lm_report
 from eie_jax.studies.lm import training as lm
+from eie_jax.studies.lm.methods import sensitivity
 from eie_jax.training import trainer
 from eie_jax.utils import schema
 from eie_jax.utils import workdir as workdirs
@@ -38,7 +40,10 @@ TEST_WORKS = ("macbeth", "much_ado_about_nothing")
 # Every method of the study, in the order it runs them (rows of its table).
 METHODS = (
     "kmeans_layer",  # per-layer k-means (EIE), post-training and fine-tuned, each sparsity
-    "kmeans_row",  # per-output-row 16 / 8-entry codebooks (SqueezeLLM-like), dense
+    "kmeans_row",  # per-output-row 16 / 8-entry codebooks, dense
+    # SqueezeLLM: k-means weighted by each weight's Fisher information, per layer (one
+    # table: runs on EIE) and per row (methods/sensitivity.py)
+    "squeezellm_layer", "squeezellm_row",
     "rtn_sym_channel", "rtn_asym_channel", "rtn_sym_g32", "rtn_asym_g32",
     "rtn_sym_g128", "rtn_asym_g128",
     "gptq_g128", "awq_g128",
@@ -118,6 +123,16 @@ def section() -> schema.Section:
                     calibration_windows=integer(128, lo=1),
                 )
             ),
+            # Every difference from dense with a paired bootstrap interval over the same
+            # test windows (bootstrap.py); the report ranks two methods only where the
+            # interval of their difference excludes 0.
+            bootstrap=S(
+                dict(
+                    samples=integer(10000, lo=0, doc="0: no intervals"),
+                    seed=integer(0, lo=0),
+                    level=number(0.95, 0, 1, above=True, below=True),
+                )
+            ),
             storage=S(
                 dict(
                     index_bits=integer(4, 1, 16),
@@ -157,6 +172,12 @@ def validate(config) -> None:
         shapes = nnx.eval_shape(lambda: lm.build_model(config, 64))
     except TypeError as e:
         raise UserError(f"config.model_kwargs: {e}") from None
+    if any(m in sensitivity.FISHER for m in config.quantize.methods):
+        if config.share.init not in sensitivity.INITS:
+            raise UserError(
+                f"config.share.init={config.share.init!r}: the squeezellm methods allow "
+                f"{', '.join(sensitivity.INITS)}"
+            )
     for name, layer in compressible_layers(shapes):
         for method in config.quantize.methods:
             group = quantize.GROUPS.get(method)
@@ -265,13 +286,15 @@ def _run(config, corpus, workdir, dense_only):
     results.update(saved)
     if dense_only:
         return results
-    calib = None
+    windows = bootstrap.result_windows(model, corpus, config)  # None: no intervals
+    if windows is not None:
+        results["dense"]["test_windows"] = windows
+        results["bootstrap"] = config.bootstrap.to_dict()
+    calib = quantize.Calibration(model, corpus, config)  # inputs, Fisher: on first use
     for method in config.quantize.methods:
         for job in quantize.jobs(method, config):
             if job.name in results["jobs"]:
                 continue
-            if job.needs_calibration and calib is None:
-                calib = lm.calibration_inputs(model, corpus, config)
             start = time.time()
             rows = quantize.run_job(job, lm.copy(model), corpus, config, calib)
             for row in rows:
