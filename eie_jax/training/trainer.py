@@ -10,8 +10,9 @@ only place the project builds one) re-applies the masks after every update
 
 The learning rate is a number, an optax schedule of the step count (evaluated by optax
 inside the update; `cosine` is one that compares by value), or a `Progress`: a function of
-the progress p = max(step / steps, seconds spent / budget) that `fit` sets before every
-step, so that a run on a time budget decays its rate to the end on time, after fewer steps.
+the progress p = step / steps that `fit` sets before every step. Steps are counted, so a
+rerun repeats the result; a time budget is only a cap: a run that reaches it stops there
+and says so in its record (`budget_stop`, with the steps it ran).
 
 The jitted step is compiled once per model structure, loss, batch shapes and optimizer
 transformation; `make_optimizer` hands out one transformation per (kind, rate, weight
@@ -45,7 +46,7 @@ OPTIMIZERS = ("adam", "sgd")
 
 class Progress(NamedTuple):
     """A learning rate fn(progress, step) that `fit` sets before every step; progress in
-    [0, 1) is max(step / steps, seconds / budget)."""
+    [0, 1) is step / steps."""
 
     fn: Callable[[float, int], float]
 
@@ -153,18 +154,17 @@ def fit(
     first_step, seconds_before: a resumed run's steps and seconds already spent (the
       optimizer restored); the steps, the rate and the budget continue from them.
     Returns dict(steps=steps run in all, seconds=in all, train_loss=the last mean loss
-    reported).
+    reported, budget_stop=whether the time budget stopped it before `steps`).
     """
     on_every = on_every or log_line(stage, steps)
     budget = 60.0 * minutes
     start = time.time() - seconds_before
-    losses, last, lr, step = [], float("nan"), None, first_step
+    losses, last, lr, step, stopped = [], float("nan"), None, first_step, False
     for step in range(first_step, steps):
         progress = step / steps
-        if budget:
-            progress = max(progress, (time.time() - start) / budget)
-        if progress >= 1.0:
-            logging.info("[%s] time budget spent after %d steps", stage, step)
+        if budget and time.time() - start >= budget:
+            logging.info("[%s] time budget spent after %d of %d steps", stage, step, steps)
+            stopped = True
             break
         if on_step is not None:
             on_step(step)
@@ -178,7 +178,7 @@ def fit(
             on_every(step + 1, last, lr, time.time() - start)
     else:
         step = steps
-    return dict(steps=step, seconds=time.time() - start, train_loss=last)
+    return dict(steps=step, seconds=time.time() - start, train_loss=last, budget_stop=stopped)
 
 
 class InStage:

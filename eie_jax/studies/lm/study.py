@@ -82,8 +82,8 @@ def section() -> schema.Section:
                     learning_rate=dataclasses.replace(rate, default=2e-3),
                     weight_decay=number(0.0, 0),
                     warmup=integer(50, lo=0),
-                    # Time budget of dense training: the cosine decay follows max(step /
-                    # steps, elapsed / budget), so that the run ends on time.
+                    # A cap on dense training's time: steps are counted (a rerun repeats the
+                    # result); a run that reaches the cap stops there, its record says so.
                     max_minutes=dataclasses.replace(minutes, default=20.0),
                     log_every=integer(100, lo=1),
                     # After a log line, when this many minutes have passed since the last

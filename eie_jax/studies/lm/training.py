@@ -70,8 +70,8 @@ def train(
     (`trainer.fit`).
 
     The learning rate warms up over config.train.warmup steps and decays by a cosine over
-    the progress max(step / steps, elapsed / (60 * minutes)) (minutes 0: no budget): on a
-    loaded machine the run ends on time, its rate decayed to 0, after fewer steps.
+    the progress step / steps; `minutes` (0: none) is only a cap: a run that reaches it
+    stops there, and its record says so (budget_stop) with the steps it ran.
     on_step(step) runs before every step (the pruning schedule uses it).
     progress: the stage's `trainer.InStage` (the stage's only training call): after every
     config.train.log_every steps, when due, the model, the optimizer, the step, the seconds
