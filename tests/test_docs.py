@@ -5,7 +5,7 @@
    (an anchor after # is not checked; http(s) and mailto links are not checked).
 3. Every table row and every image of the README at commit 061201e (before the README was
    split into docs/ pages) is still in README.md or a docs page, cells compared with their
-   whitespace normalised. The list is the fixture tests/data/readme_061201e_rows.txt (a
+   whitespace normalised. The list is the fixture tests/fixtures/readme_061201e_rows.txt (a
    clone need not have the history); `python -m tests.test_docs --write-fixture` rewrites
    it from `git show 061201e:README.md`.
 4. Every `python -m experiments.<name> ... --config=...` command in a fenced sh block runs
@@ -20,10 +20,11 @@ import shlex
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import ROOT
+
 README = os.path.join(ROOT, "README.md")
 DOCS = os.path.join(ROOT, "docs")
-FIXTURE = os.path.join(ROOT, "tests", "data", "readme_061201e_rows.txt")
+FIXTURE = os.path.join(ROOT, "tests", "fixtures", "readme_061201e_rows.txt")
 FIXTURE_REV = "061201e"
 MAX_README_LINES = 250
 

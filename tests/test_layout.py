@@ -5,7 +5,8 @@ rank, and no chain of imports comes back to where it started."""
 import ast
 import os
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import ROOT
+
 PACKAGE = os.path.join(ROOT, "eie_jax")
 
 # Lowest first: utilities; data and the compression library; the EIE model and models;

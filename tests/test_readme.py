@@ -13,9 +13,8 @@ import sys
 
 import pytest
 
+from tests.helpers import ROOT
 from tests.synthetic import write_idx_dataset
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def readme_block(heading: str) -> str:

@@ -23,27 +23,14 @@ from eie_jax.studies.compress import pipeline
 from eie_jax.training import checkpoint
 from eie_jax.utils import workdir as workdirs
 from eie_jax.utils.cli import UserError
-from tests import synthetic
+from tests.helpers import ROOT, assert_one_line_error, smoke_config, without_times
 from tests.oracle import eie_oracle
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPORT_FIELDS = (
     "dataset", "dense_accuracy", "compressed_accuracy", "eie_accuracy", "compression_ratio",
     "compression_ratio_eie",
 )  # fmt: skip
 LAYER_FIELDS = ("weights_kept", "weight_bits", "index_bits", "cycles", "time_us", "load_efficiency")
-
-
-def _smoke_config(get_config, data_dir):
-    config = get_config("smoke")
-    config.dataset = "mnist"
-    config.data_dir = data_dir
-    return config
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return synthetic.write_idx_dataset(str(tmp_path_factory.mktemp("idx")))
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +64,12 @@ def test_report_fields(lenet_run):
         assert layer["weights_kept"] == pytest.approx(1 - targets[name].sparsity, abs=2e-3)
     assert report["compression_ratio"] > report["compression_ratio_pq"] > 10
     assert report["eie_equals_fixed_point"]
-    assert os.path.exists(os.path.join(workdir, "report.md"))
+    with open(os.path.join(workdir, "report.md")) as f:
+        markdown = f.read()
+    assert markdown.startswith("# lenet_300_100 on mnist\n")
+    assert f"| compressed on EIE (16-bit fixed point) | {report['eie_accuracy']:.4f} |" in markdown
+    for name, layer in report["layers"].items():
+        assert f"| {name} | {layer['cycles']:.1f} | {layer['time_us']:.3f} |" in markdown
     for stage in ("dense", "prune/gradual", "share/finetune", "eie"):
         assert f"[{stage}]" in log  # progress per stage
 
@@ -85,7 +77,7 @@ def test_report_fields(lenet_run):
 def test_eie_accuracy_equals_oracle_fixed_point(lenet_run, data_dir):
     """Rebuild the compressed model from its checkpoint and run the NumPy EIE oracle."""
     workdir, report, _, _ = lenet_run
-    config = _smoke_config(lenet_300_100.get_config, data_dir)
+    config = smoke_config(lenet_300_100.get_config, data_dir)
     dataset = data.load_dataset("mnist", data_dir, validation_size=200, seed=config.seed)
     model = models.get_model("lenet_300_100", rngs=nnx.Rngs(0))
     checkpoint.restore(os.path.join(workdir, "checkpoints", "3_shared"), model)
@@ -129,18 +121,7 @@ def test_rerun_resumes_and_changed_config_is_refused(lenet_run):
     changed = subprocess.run(
         cmd + ["--config.train.learning_rate=0.5"], cwd=ROOT, capture_output=True, text=True
     )
-    _assert_one_line_error(changed, "train.learning_rate")
-
-
-def _assert_one_line_error(out, *needles):
-    """A user's mistake: exit status 2, one line on stderr naming what is wrong, no traceback."""
-    assert out.returncode == 2, out.stderr[-2000:]
-    # The progress log of any stage that ran comes before it; the error is the last line.
-    lines = [x for x in out.stderr.splitlines() if x.strip()]
-    errors = [x for x in lines if x.startswith("error: ")]
-    assert errors == lines[-1:] and "Traceback" not in out.stderr, out.stderr[-2000:]
-    for needle in needles:
-        assert needle in errors[0], (needle, errors[0])
+    assert_one_line_error(changed, "train.learning_rate")
 
 
 @pytest.mark.parametrize(
@@ -162,7 +143,7 @@ def test_user_errors_name_field_and_value_before_any_stage(
     """Each mistake is a one-line UserError before any stage (the entry point prints such
     an error as one line and exits 2: test_entry_point_errors_are_one_line)."""
     config = workdirs.apply_overrides(
-        _smoke_config(lenet_300_100.get_config, data_dir), {field: value}
+        smoke_config(lenet_300_100.get_config, data_dir), {field: value}
     )
     workdir = tmp_path / "w"
     with pytest.raises(UserError) as caught:
@@ -189,7 +170,7 @@ def test_entry_point_errors_are_one_line(tmp_path, data_dir, override, needles):
         override,
     ]  # fmt: skip
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    _assert_one_line_error(out, *needles)
+    assert_one_line_error(out, *needles)
     assert not (workdir / "checkpoints").exists()  # no stage ran
 
 
@@ -203,7 +184,7 @@ def test_unwritable_workdir_and_damaged_checkpoint_are_one_line(tmp_path, data_d
     out = subprocess.run(
         base + [f"--workdir={blocker}/w"], cwd=ROOT, capture_output=True, text=True
     )
-    _assert_one_line_error(out, f"--workdir={blocker}/w", "cannot create")
+    assert_one_line_error(out, f"--workdir={blocker}/w", "cannot create")
     # A damaged checkpoint: the error names it and says deleting it recomputes the stage.
     workdir = tmp_path / "copy"
     shutil.copytree(lenet_run[0], workdir)
@@ -214,10 +195,10 @@ def test_unwritable_workdir_and_damaged_checkpoint_are_one_line(tmp_path, data_d
             path.write_bytes(b"\0" * 7)
     (workdir / "checkpoints" / "4_eie" / "meta.json").write_text("{trunc")
     out = subprocess.run(base + [f"--workdir={workdir}"], cwd=ROOT, capture_output=True, text=True)
-    _assert_one_line_error(out, str(workdir / "checkpoints" / "3_shared"), "delete it")
+    assert_one_line_error(out, str(workdir / "checkpoints" / "3_shared"), "delete it")
     shutil.rmtree(workdir / "checkpoints" / "3_shared")
     out = subprocess.run(base + [f"--workdir={workdir}"], cwd=ROOT, capture_output=True, text=True)
-    _assert_one_line_error(out, str(workdir / "checkpoints" / "4_eie"), "delete it")
+    assert_one_line_error(out, str(workdir / "checkpoints" / "4_eie"), "delete it")
     assert "[share/finetune] epoch" in out.stderr  # the deleted stage was recomputed
 
 
@@ -239,7 +220,7 @@ def test_help_documents_config_overrides_and_smoke():
 
 @pytest.mark.slow
 def test_lenet5_smoke_compresses_convs_and_runs_fcs_on_eie(tmp_path, data_dir):
-    report = pipeline.train_and_evaluate(_smoke_config(lenet5.get_config, data_dir), str(tmp_path))
+    report = pipeline.train_and_evaluate(smoke_config(lenet5.get_config, data_dir), str(tmp_path))
     layers = report["layers"]
     assert list(layers) == ["conv1", "conv2", "fc1", "fc2"]
     assert "cycles" not in layers["conv1"] and layers["fc1"]["cycles"] > 0
@@ -272,10 +253,6 @@ def test_missing_dataset_says_how_to_get_it(tmp_path):
         pipeline.train_and_evaluate(config, str(tmp_path / "w"))
 
 
-def _without_times(report):
-    return {k: v for k, v in report.items() if k not in ("seconds", "config")}
-
-
 @pytest.mark.slow
 def test_interrupted_inside_the_pruning_stage_resumes_to_the_same_report(
     tmp_path, data_dir, monkeypatch
@@ -283,7 +260,7 @@ def test_interrupted_inside_the_pruning_stage_resumes_to_the_same_report(
     """Iterative pruning, 2 rounds of 2 epochs, a checkpoint after every epoch: interrupted
     after round 2's first epoch, the rerun skips round 1 (restored), continues round 2 at
     its second epoch, and reports what an uninterrupted run reports."""
-    config = _smoke_config(lenet_300_100.get_config, data_dir)
+    config = smoke_config(lenet_300_100.get_config, data_dir)
     config.train.checkpoint_minutes = 0.0
     config.prune.update(schedule="iterative", rounds=2, epochs=4)
     reference = pipeline.train_and_evaluate(config, str(tmp_path / "reference"))
@@ -310,4 +287,4 @@ def test_interrupted_inside_the_pruning_stage_resumes_to_the_same_report(
     )
     resumed = pipeline.train_and_evaluate(config, str(workdir))
     assert not partial.exists()  # the finished stage's own checkpoint replaces it
-    assert _without_times(resumed) == _without_times(reference)
+    assert without_times(resumed) == without_times(reference)

@@ -24,11 +24,7 @@ from eie_jax.studies.compress import pipeline
 from eie_jax.training import checkpoint
 from eie_jax.utils import cli as errors
 from eie_jax.utils import workdir as workdirs
-from tests import test_pipeline
-from tests.test_entry_points import _run
-from tests.test_pipeline import _smoke_config, _without_times
-
-data_dir = test_pipeline.data_dir  # the fixture: synthetic IDX files, once for the module
+from tests.helpers import run_entry_point, smoke_config, without_times
 
 INFO_LINE = re.compile(r"I\d{4} ")  # absl's log of the stages before the error
 
@@ -37,7 +33,7 @@ INFO_LINE = re.compile(r"I\d{4} ")  # absl's log of the stages before the error
 def finished(tmp_path_factory, data_dir):
     """An uninterrupted smoke run, in-process: its workdir and its report."""
     workdir = str(tmp_path_factory.mktemp("finished"))
-    config = _smoke_config(lenet_300_100.get_config, data_dir)
+    config = smoke_config(lenet_300_100.get_config, data_dir)
     return workdir, pipeline.train_and_evaluate(config, workdir)
 
 
@@ -65,7 +61,7 @@ def test_damaged_checkpoint_is_one_line_without_orbax_tracebacks(tmp_path, finis
     workdir = _copy_without(finished, tmp_path / "w", "4_eie")
     ckpt = os.path.join(workdir, "checkpoints", "3_shared")
     _damage(ckpt)
-    out = _run(
+    out = run_entry_point(
         "experiments.compress", "--config=configs/lenet_300_100.py:smoke",
         "--config.dataset=mnist", f"--config.data_dir={data_dir}", f"--workdir={workdir}",
     )  # fmt: skip
@@ -110,7 +106,7 @@ def test_full_disk_in_a_stage_keeps_its_last_checkpoint_and_the_rerun_resumes(
 ):
     """Pruning checkpoints after every epoch; the disk is full when the second one replaces
     the first: one line, the first kept, and the rerun goes on from it to the same report."""
-    config = _smoke_config(lenet_300_100.get_config, data_dir)
+    config = smoke_config(lenet_300_100.get_config, data_dir)
     config.train.checkpoint_minutes = 0.0
     workdir = _copy_without(finished, tmp_path / "w", "2_pruned", "3_shared", "4_eie")
     partial = os.path.join(workdir, "checkpoints", "2_pruned.partial")
@@ -135,9 +131,9 @@ def test_full_disk_in_a_stage_keeps_its_last_checkpoint_and_the_rerun_resumes(
     assert checkpoint.read_meta(partial)["epochs"] == 1  # the first, intact
     assert sorted(os.listdir(os.path.dirname(partial))) == ["1_dense", "2_pruned.partial"]
     report = pipeline.train_and_evaluate(config, workdir)
-    assert _without_times(report) == _without_times(finished[1])
+    assert without_times(report) == without_times(finished[1])
     with open(os.path.join(workdir, "report.json")) as f:
-        assert _without_times(json.load(f)) == _without_times(finished[1])
+        assert without_times(json.load(f)) == without_times(finished[1])
 
 
 @pytest.mark.parametrize(
@@ -147,7 +143,7 @@ def test_disk_refusing_a_checkpoint_is_one_line_and_the_rerun_resumes(
     tmp_path, finished, data_dir, monkeypatch, capsys, code, fix
 ):
     """orbax reports the disk's refusal as tensorstore's ValueError with the system's words."""
-    config = _smoke_config(lenet_300_100.get_config, data_dir)
+    config = smoke_config(lenet_300_100.get_config, data_dir)
     workdir = _copy_without(finished, tmp_path / "w", "3_shared", "4_eie")
     ckpt = os.path.join(workdir, "checkpoints", "3_shared")
     save = ocp.StandardCheckpointer.save
@@ -171,11 +167,11 @@ def test_disk_refusing_a_checkpoint_is_one_line_and_the_rerun_resumes(
     )  # fmt: skip
     assert sorted(os.listdir(os.path.dirname(ckpt))) == ["1_dense", "2_pruned"]  # no 3_shared.tmp
     report = pipeline.train_and_evaluate(config, workdir)
-    assert _without_times(report) == _without_times(finished[1])
+    assert without_times(report) == without_times(finished[1])
 
 
 def test_refused_config_json_is_one_line(tmp_path, data_dir, monkeypatch, capsys):
-    config = _smoke_config(lenet_300_100.get_config, data_dir)
+    config = smoke_config(lenet_300_100.get_config, data_dir)
     workdir = str(tmp_path / "w")
     replace = os.replace
 

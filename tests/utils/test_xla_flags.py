@@ -8,22 +8,23 @@ import textwrap
 import pytest
 
 from eie_jax.utils import xla_flags
-from tests.test_sweep import ROOT
+from tests.helpers import ROOT
 
 OPTION = "xla_cpu_small_while_loop_byte_threshold"
+SMALL = f"{OPTION}={xla_flags.SMALL_LOOP_BYTES}"  # the option eie_jax adds
 
 
 @pytest.mark.parametrize(
     "flags, expected",
     [
-        ("", f"--xla_backend_extra_options={OPTION}=65536"),
+        ("", f"--xla_backend_extra_options={SMALL}"),
         (
             "--xla_force_host_platform_device_count=8",
-            f"--xla_force_host_platform_device_count=8 --xla_backend_extra_options={OPTION}=65536",
+            f"--xla_force_host_platform_device_count=8 --xla_backend_extra_options={SMALL}",
         ),
         (  # the extra options are one comma-separated flag: joined, not repeated
             "--xla_backend_extra_options=a=1 --xla_dump_to=/tmp/x",
-            f"--xla_backend_extra_options=a=1,{OPTION}=65536 --xla_dump_to=/tmp/x",
+            f"--xla_backend_extra_options=a=1,{SMALL} --xla_dump_to=/tmp/x",
         ),
         (
             f"--xla_backend_extra_options={OPTION}=1024",
@@ -32,7 +33,6 @@ OPTION = "xla_cpu_small_while_loop_byte_threshold"
     ],
 )
 def test_option_joins_the_users_xla_flags(flags, expected):
-    assert xla_flags.SMALL_LOOP_BYTES == 65536
     assert xla_flags.with_small_loop_kernels(flags) == expected
 
 

@@ -21,15 +21,9 @@ from eie_jax.studies.compare import report as compare_report
 from eie_jax.studies.compress import pipeline
 from eie_jax.training import checkpoint
 from eie_jax.utils import plotting
-from tests import synthetic
+from tests.helpers import ROOT, png_size
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METHODS = ("magnitude", "balanced", "n_m", "scores", "hw_loss")
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return synthetic.write_idx_dataset(str(tmp_path_factory.mktemp("idx")))
 
 
 def _smoke(data_dir="unused"):
@@ -74,7 +68,8 @@ def test_smoke_writes_the_table_with_every_method(smoke_run):
         density = 0.5 if r["method"] == "n_m" else 0.09
         assert r["weights_kept"] == pytest.approx(density, abs=0.01)
     assert all("per_channel_int4_accuracy" in r for r in rows if r["quantizer"] == "linear")
-    assert os.path.getsize(os.path.join(workdir, "accuracy_vs_cycles_64pes.png")) > 1000
+    png = os.path.join(workdir, "accuracy_vs_cycles_64pes.png")
+    assert png_size(png) == (840, 552)  # 7.0 x 4.6 inches at 120 dpi
     assert set(result["verdicts"]["hw_loss_vs_magnitude"]) == {"kmeans", "linear"}
     assert set(result["verdicts"]["kmeans_vs_linear"]) == set(METHODS)
     # The dense network is trained once, each method's pruned network once.

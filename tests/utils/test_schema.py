@@ -27,8 +27,7 @@ from eie_jax.studies.llm_scale import projection as llm_scale_lib
 from eie_jax.studies.lm import study as lm_study
 from eie_jax.utils import schema
 from eie_jax.utils.cli import UserError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import ROOT
 
 SECTION = schema.Section(
     dict(

@@ -17,9 +17,8 @@ from eie_jax import sweep as sw
 from eie_jax.sweep import multihost
 from eie_jax.utils.cli import UserError
 from tests import synthetic
-from tests.test_sweep import FAKE_TRAIN, ROOT
+from tests.helpers import FIG8_SMOKE, ROOT, train_axes, train_config
 
-FIG8_SMOKE = "configs/sweeps/fig8_fifo_depth.py:smoke"
 LENET_SMOKE = "configs/sweeps/lenet_density_bits.py:smoke"
 # The training smoke cut to the bone: one epoch per stage on a few hundred synthetic images.
 TINY_TRAINING = {
@@ -107,9 +106,9 @@ def test_two_processes_give_the_one_process_results(tmp_path):
 
 KILLABLE_SWEEP = """
 from eie_jax.sweep import product, sweep
-from tests.test_sweep import _train_config
+from tests.helpers import train_config
 def get_config(arg=None):
-    return _train_config()
+    return train_config()
 def get_sweep(arg=None):
     return product(sweep("a", [1, 2, 3, 4, 5]), sweep("b.d.e", ["p", "q"]))
 """
@@ -124,16 +123,13 @@ def _lines(workdir):
 
 
 @pytest.mark.slow
-def test_kill_one_of_two_processes_then_relaunch_both(tmp_path):
+def test_kill_one_of_two_processes_then_relaunch_both(tmp_path, fake_train):
     """Kill process 1 mid-sweep (process 0 goes on, then is killed too), relaunch both: every
     point appears exactly once over the two results files, and none is trained twice."""
-    mod_dir = tmp_path / "mod"
-    mod_dir.mkdir()
-    (mod_dir / "fake_train_mod.py").write_text(FAKE_TRAIN)
     config_file = tmp_path / "killable.py"
     config_file.write_text(textwrap.dedent(KILLABLE_SWEEP))
     workdir = tmp_path / "run"
-    env = dict(_env(str(mod_dir)), FAKE_TRAIN_SLEEP="0.5")
+    env = dict(_env(str(fake_train)), FAKE_TRAIN_SLEEP="0.5")
     procs = _launch(config_file, workdir, env=env)
     deadline = time.time() + 120
     while time.time() < deadline and len(_lines(workdir)) < 2:
@@ -186,21 +182,14 @@ def _running(pid: int) -> bool:
         return False
 
 
-def test_one_process_resumes_what_two_left(tmp_path, monkeypatch):
+def test_one_process_resumes_what_two_left(tmp_path, fake_train):
     """Points finished by any process, in any results file, are not redone after a change
     in the number of processes; a partial line in another process's file is left alone."""
-    mod_dir = tmp_path / "mod"
-    mod_dir.mkdir()
-    (mod_dir / "fake_train_mod.py").write_text(FAKE_TRAIN)
-    monkeypatch.syspath_prepend(str(mod_dir))
-    sys.modules.pop("fake_train_mod", None)
     import fake_train_mod
 
-    from tests.test_sweep import _train_axes, _train_config
-
     workdir = str(tmp_path / "run")
-    points = sw.expand(_train_config(), _train_axes())
-    sw.ResultStore(workdir, 0).open(_train_config(), points)
+    points = sw.expand(train_config(), train_axes())
+    sw.ResultStore(workdir, 0).open(train_config(), points)
     for process in (0, 1):  # what two processes had done: points 0 and 1, 3 by process 1
         done = [i for i in multihost.share(range(4), process, 2) if i != 2]
         sw.ResultStore(workdir, process).append(
@@ -209,13 +198,12 @@ def test_one_process_resumes_what_two_left(tmp_path, monkeypatch):
     partial = os.path.join(workdir, sw.RESULTS_FILE.format(process=1))
     with open(partial, "a") as f:
         f.write('{"index": 4, "overr')
-    records = sw.run_sweep(_train_config(), _train_axes(), workdir)
+    records = sw.run_sweep(train_config(), train_axes(), workdir)
     assert [r["index"] for r in records] == list(range(6))
     assert fake_train_mod.CALLS == [2, 3, 3]  # points 2, 4 and 5 only (a = 2, 3, 3)
     assert [r["metrics"]["score"] for r in records[:2]] == [-1, -1]
     with open(partial) as f:
         assert f.read().endswith('"overr')  # not this process's file: not truncated
-    sys.modules.pop("fake_train_mod", None)
 
 
 @pytest.mark.parametrize("process, processes, expect", [(0, 2, [0, 2, 4]), (1, 2, [1, 3])])

@@ -2,7 +2,6 @@
 simulator, the per-token sums and the streaming rule, and a `:smoke` run."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -13,8 +12,7 @@ import pytest
 from eie_jax import eie
 from eie_jax.eie import memory
 from eie_jax.studies.llm_scale import projection as llm_scale
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import ROOT, png_size
 
 
 @pytest.mark.parametrize("sparsity,density", [(0.0, 1.0), (0.7, 0.4), (0.9, 1.0)])
@@ -75,7 +73,7 @@ def test_smoke_experiment(tmp_path):
         result = json.load(f)
     assert [r["sparsity"] for r in result["rows"]] == [0.0, 0.9]
     assert result["rows"][1]["cycles"] < result["rows"][0]["cycles"]
-    assert (tmp_path / "llm_scale_tokens_per_s.png").exists()
+    assert png_size(tmp_path / "llm_scale_tokens_per_s.png") == (912, 672)  # 7.6 x 5.6 in, 120 dpi
     bad = subprocess.run(cmd + ["--config.sparsities=(0.9, 0.5)"], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)  # fmt: skip
     assert bad.returncode == 2 and "sparsities" in bad.stderr

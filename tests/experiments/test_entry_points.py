@@ -15,24 +15,7 @@ from eie_jax.studies.lm import study as lm_study
 from eie_jax.utils import workdir as workdirs
 from eie_jax.utils.cli import UserError
 from tests import synthetic, synthetic_text
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _run(*args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def _assert_one_line_error(out, *needles):
-    assert out.returncode == 2, out.stderr[-2000:]
-    lines = [x for x in out.stderr.splitlines() if x.strip()]
-    assert lines and lines[-1].startswith("error: "), out.stderr[-2000:]
-    assert sum(x.startswith("error: ") for x in lines) == 1
-    assert "Traceback" not in out.stderr, out.stderr[-2000:]
-    for needle in needles:
-        assert needle in lines[-1], (needle, lines[-1])
+from tests.helpers import ROOT, assert_one_line_error, run_entry_point
 
 
 @pytest.mark.parametrize(
@@ -66,8 +49,8 @@ def _assert_one_line_error(out, *needles):
 def test_mistakes_are_one_line_before_any_work(tmp_path, entry, args, needles):
     workdir = tmp_path / "w"
     extra = [] if entry in ("fig_eie_vs_cpu", "bench_crossover") else [f"--workdir={workdir}"]
-    out = _run(f"experiments.{entry}", *args, *extra)
-    _assert_one_line_error(out, *needles)
+    out = run_entry_point(f"experiments.{entry}", *args, *extra)
+    assert_one_line_error(out, *needles)
     assert not workdir.exists() or not any(workdir.iterdir())  # nothing written
 
 
@@ -88,8 +71,8 @@ def _lm_args(corpus, workdir, *extra):
 def test_lm_entry_points_hold_the_workdir_lock(tmp_path, corpus, entry):
     workdir = str(tmp_path / "w")
     with workdirs.lock(workdir):  # another run holds it
-        out = _run(f"experiments.{entry}", *_lm_args(corpus, workdir))
-    _assert_one_line_error(out, "is in use by another process")
+        out = run_entry_point(f"experiments.{entry}", *_lm_args(corpus, workdir))
+    assert_one_line_error(out, "is in use by another process")
     assert not os.path.exists(os.path.join(workdir, "dense"))
 
 
@@ -100,15 +83,17 @@ def test_lm_workdir_of_another_dense_model_is_refused(tmp_path, corpus):
     config.model_kwargs.hidden += 1  # the dense model in the workdir is another one
     with lm_study.session(config, workdir):  # the workdir of another dense model
         pass
-    out = _run("experiments.generate", *_lm_args(corpus, workdir))
-    _assert_one_line_error(out, "holds results of another config", "model_kwargs.hidden")
+    out = run_entry_point("experiments.generate", *_lm_args(corpus, workdir))
+    assert_one_line_error(out, "holds results of another config", "model_kwargs.hidden")
     assert not os.path.exists(os.path.join(workdir, "dense"))
 
 
 def test_prompt_outside_the_vocabulary_is_refused_before_training(tmp_path, corpus):
     workdir = str(tmp_path / "w")
-    out = _run("experiments.generate", *_lm_args(corpus, workdir, "--config.generate.prompt=@"))
-    _assert_one_line_error(out, "config.generate.prompt", "'@'")
+    out = run_entry_point(
+        "experiments.generate", *_lm_args(corpus, workdir, "--config.generate.prompt=@")
+    )
+    assert_one_line_error(out, "config.generate.prompt", "'@'")
     assert not os.path.exists(os.path.join(workdir, "dense"))
 
 
@@ -144,8 +129,8 @@ def test_corpus_that_is_not_utf8_is_named_with_its_byte(tmp_path):
     with open(os.path.join(texts, "delta_gut.txt"), "ab") as f:
         f.write("caf\xe9".encode("latin-1"))
     workdir = str(tmp_path / "w")
-    out = _run("experiments.lm_compress", *_lm_args(texts, workdir))
-    _assert_one_line_error(out, "delta_gut.txt", "not UTF-8", "byte")
+    out = run_entry_point("experiments.lm_compress", *_lm_args(texts, workdir))
+    assert_one_line_error(out, "delta_gut.txt", "not UTF-8", "byte")
     assert not os.path.exists(workdir)
 
 
@@ -154,18 +139,18 @@ def test_damaged_lm_results_are_named_before_training(tmp_path, corpus):
     workdirs.make(workdir)
     with open(os.path.join(workdir, "results.json"), "w") as f:
         f.write('{"rows": [')  # torn
-    out = _run("experiments.lm_compress", *_lm_args(corpus, workdir))
-    _assert_one_line_error(out, "results.json: damaged", "move it away")
+    out = run_entry_point("experiments.lm_compress", *_lm_args(corpus, workdir))
+    assert_one_line_error(out, "results.json: damaged", "move it away")
     assert not os.path.exists(os.path.join(workdir, "dense"))
 
 
 def test_missing_dataset_leaves_the_workdir_untouched(tmp_path):
     workdir = tmp_path / "w"
-    out = _run(
+    out = run_entry_point(
         "experiments.compress", "--config=configs/lenet_300_100.py:smoke",
         "--config.dataset=mnist", f"--config.data_dir={tmp_path / 'none'}", f"--workdir={workdir}",
     )  # fmt: skip
-    _assert_one_line_error(out)
+    assert_one_line_error(out)
     assert not workdir.exists()  # the corrected command is not refused as "another config"
 
 
@@ -191,8 +176,8 @@ def test_missing_dataset_leaves_the_workdir_untouched(tmp_path):
     ],
 )
 def test_bad_numbers_are_one_line_before_any_work(tmp_path, entry, args, needles):
-    out = _run(f"experiments.{entry}", *args, f"--workdir={tmp_path / 'w'}")
-    _assert_one_line_error(out, *needles)
+    out = run_entry_point(f"experiments.{entry}", *args, f"--workdir={tmp_path / 'w'}")
+    assert_one_line_error(out, *needles)
 
 
 def test_empty_sweep_axis_is_refused():
@@ -236,8 +221,8 @@ def test_typo_inside_a_config_file_is_one_line(tmp_path, entry, module, typo, me
     config = _config_file(tmp_path, module, "smoke", f"config.{typo}")
     field = typo.split(" = ")[0]
     message = f"config.{field}: no such field; did you mean {meant!r}?"
-    out = _run(f"experiments.{entry}", f"--config={config}", f"--workdir={workdir}")
-    _assert_one_line_error(out, message)
+    out = run_entry_point(f"experiments.{entry}", f"--config={config}", f"--workdir={workdir}")
+    assert_one_line_error(out, message)
     assert not workdir.exists()
 
 
@@ -261,26 +246,28 @@ VALIDATE_ONLY = [
 def test_validate_only_checks_the_config_and_stops(tmp_path, entry, config, bad):
     workdir = tmp_path / "w"
     args = [f"experiments.{entry}", f"--config={config}", f"--workdir={workdir}"]
-    out = _run(*args, "--validate_only")
+    out = run_entry_point(*args, "--validate_only")
     assert out.returncode == 0 and out.stdout.strip().endswith("config ok"), out.stderr[-2000:]
-    out = _run(*args, bad, "--validate_only")
-    _assert_one_line_error(out, bad.split("=")[0].lstrip("-"))
+    out = run_entry_point(*args, bad, "--validate_only")
+    assert_one_line_error(out, bad.split("=")[0].lstrip("-"))
     assert not workdir.exists()
 
 
 def test_config_file_that_is_not_python_is_one_line(tmp_path):
     config = _config_file(tmp_path, "lenet_300_100", "smoke", "config.seed = = 1")
-    out = _run("experiments.compress", f"--config={config}", f"--workdir={tmp_path / 'w'}")
-    _assert_one_line_error(out, f"--config={config}: line 6: invalid syntax")
+    out = run_entry_point(
+        "experiments.compress", f"--config={config}", f"--workdir={tmp_path / 'w'}"
+    )
+    assert_one_line_error(out, f"--config={config}: line 6: invalid syntax")
 
 
 def test_eie_stage_too_big_for_memory_is_refused_before_training(tmp_path):
     workdir = tmp_path / "w"
-    out = _run(
+    out = run_entry_point(
         "experiments.compress", "--config=configs/lenet_300_100.py", "--config.eie.num_pes=100000",
         f"--workdir={workdir}",
     )  # fmt: skip
-    _assert_one_line_error(out, "config.eie.num_pes=100000", "GiB of memory", "eie.batch_size")
+    assert_one_line_error(out, "config.eie.num_pes=100000", "GiB of memory", "eie.batch_size")
     assert not workdir.exists()
 
 
@@ -289,14 +276,16 @@ def test_a_workdir_holds_one_kind_of_run(tmp_path):
     sweep_dir, scale_dir = tmp_path / "sweep", tmp_path / "scale"
     fig8 = ["experiments.sweep", "--config=configs/sweeps/fig8_fifo_depth.py:smoke", "--noplot"]
     scale = ["experiments.llm_scale", "--config=configs/llm_scale.py:smoke"]
-    assert _run(*fig8, f"--workdir={sweep_dir}").returncode == 0
-    assert _run(*scale, f"--workdir={scale_dir}").returncode == 0
+    assert run_entry_point(*fig8, f"--workdir={sweep_dir}").returncode == 0
+    assert run_entry_point(*scale, f"--workdir={scale_dir}").returncode == 0
     before = sorted(os.listdir(sweep_dir))
-    _assert_one_line_error(
-        _run(*scale, f"--workdir={sweep_dir}"), "holds a sweep run's results, not a llm_scale"
+    assert_one_line_error(
+        run_entry_point(*scale, f"--workdir={sweep_dir}"),
+        "holds a sweep run's results, not a llm_scale",
     )
-    _assert_one_line_error(
-        _run(*fig8, f"--workdir={scale_dir}"), "holds a llm_scale run's results, not a sweep"
+    assert_one_line_error(
+        run_entry_point(*fig8, f"--workdir={scale_dir}"),
+        "holds a llm_scale run's results, not a sweep",
     )
     assert sorted(os.listdir(sweep_dir)) == before
 
@@ -345,15 +334,14 @@ def test_lm_dense_training_resumes_inside_with_the_same_model(tmp_path, corpus, 
 
 def test_damaged_lm_dense_model_is_named_and_kept(tmp_path, corpus):
     workdir = str(tmp_path / "w")
-    assert (
-        _run("experiments.lm_compress", *_lm_args(corpus, workdir, "--dense_only")).returncode == 0
-    )
+    dense = run_entry_point("experiments.lm_compress", *_lm_args(corpus, workdir, "--dense_only"))
+    assert dense.returncode == 0, dense.stderr[-2000:]
     meta = os.path.join(workdir, "dense", "meta.json")
     with open(meta, "w") as f:
         f.write('{"layout": ')  # torn
     for entry in ("lm_compress", "generate"):
-        out = _run(f"experiments.{entry}", *_lm_args(corpus, workdir))
-        _assert_one_line_error(out, os.path.join(workdir, "dense"), "damaged")
+        out = run_entry_point(f"experiments.{entry}", *_lm_args(corpus, workdir))
+        assert_one_line_error(out, os.path.join(workdir, "dense"), "damaged")
     with open(meta) as f:
         assert f.read() == '{"layout": '  # nothing deleted or rewritten
 
@@ -367,6 +355,6 @@ def test_empty_sweep_axis_from_the_entry_point_is_one_line(tmp_path):
         "def get_sweep(arg=None):\n    return sweep('eie.fifo_depth', [])\n"
     )
     workdir = tmp_path / "w"
-    out = _run("experiments.sweep", f"--config={path}:smoke", f"--workdir={workdir}")
-    _assert_one_line_error(out, "eie.fifo_depth", "at least one value")
+    out = run_entry_point("experiments.sweep", f"--config={path}:smoke", f"--workdir={workdir}")
+    assert_one_line_error(out, "eie.fifo_depth", "at least one value")
     assert not workdir.exists()

@@ -12,7 +12,6 @@ import textwrap
 import time
 
 import jax
-import ml_collections
 import numpy as np
 import pytest
 
@@ -22,18 +21,21 @@ from eie_jax.compression.sparse_format import entry_counts_by_column
 from eie_jax.eie import benchmarks, fixed_point
 from eie_jax.utils.cli import UserError
 from tests import synthetic
+from tests.helpers import (
+    FIG8_SMOKE,
+    ROOT,
+    assert_one_line_error,
+    base_config,
+    png_size,
+    run_entry_point,
+    small_eie_axes,
+    small_eie_config,
+    train_axes,
+    train_config,
+)
 from tests.oracle import eie_oracle
-from tests.test_entry_points import _assert_one_line_error, _run
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEP_CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "sweeps", "*.py")))
-
-
-def _base():
-    config = ml_collections.ConfigDict()
-    config.a = 0
-    config.b = ml_collections.ConfigDict(dict(c=0.0, d=ml_collections.ConfigDict(dict(e="x"))))
-    return config
 
 
 # ----------------------------------------------------------------------------- expander
@@ -43,7 +45,7 @@ def test_product_last_axis_fastest():
     points = sw.product(sw.sweep("a", [1, 2]), sw.sweep("b.c", [0.5, 1.5, 2.5]))
     assert len(points) == 6
     assert points[:3] == [{"a": 1, "b.c": v} for v in (0.5, 1.5, 2.5)]
-    assert sw.expand(_base(), points) == points
+    assert sw.expand(base_config(), points) == points
 
 
 def test_zip_pairs_and_rejects_unequal_lengths():
@@ -59,7 +61,7 @@ def test_product_of_zip_and_nested_overrides():
         sw.zip_(sw.sweep("a", [1, 2]), sw.sweep("b.c", [0.1, 0.2])),
     )
     assert len(points) == 4 and points[3] == {"b.d.e": "v", "a": 2, "b.c": 0.2}
-    base = _base()
+    base = base_config()
     config = sw.apply_overrides(base, points[3])
     assert (config.a, config.b.c, config.b.d.e) == (2, 0.2, "v")
     assert (base.a, base.b.c, base.b.d.e) == (0, 0.0, "x")  # the base is untouched
@@ -68,18 +70,18 @@ def test_product_of_zip_and_nested_overrides():
 @pytest.mark.parametrize("field", ["nosuch", "b.nosuch", "b.d.e.f", "b.c.deeper"])
 def test_bad_field_names_rejected_with_the_name(field):
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
-        sw.expand(_base(), sw.sweep(field, [1]))
+        sw.expand(base_config(), sw.sweep(field, [1]))
 
 
 def test_bad_points_rejected():
     with pytest.raises(ValueError, match="'a' appears in more than one axis"):
         sw.product(sw.sweep("a", [1]), sw.sweep("a", [2]))
     with pytest.raises(ValueError, match="identical"):
-        sw.expand(_base(), sw.sweep("a", [1, 1]))
+        sw.expand(base_config(), sw.sweep("a", [1, 1]))
     with pytest.raises(UserError, match=r"^config\.a=0\.5: .*cannot be casted"):
-        sw.apply_overrides(_base(), {"a": 0.5})  # an int field
+        sw.apply_overrides(base_config(), {"a": 0.5})  # an int field
     with pytest.raises(UserError, match=r"^config\.a=0\.5"):
-        sw.expand(_base(), sw.sweep("a", [1, 0.5]))  # checked before any point runs
+        sw.expand(base_config(), sw.sweep("a", [1, 0.5]))  # checked before any point runs
 
 
 @pytest.mark.parametrize("path", SWEEP_CONFIGS, ids=os.path.basename)
@@ -235,41 +237,27 @@ def test_packed_points_match_the_oracle_recurrence(monkeypatch, merge_lanes):
             np.testing.assert_array_equal(got_busy, c.sum(axis=1))
 
 
-def _small_eie_config():
-    config, _ = sw.load_sweep_file(os.path.join(ROOT, "configs/sweeps/fig8_fifo_depth.py:smoke"))
-    return config
-
-
-def _small_eie_axes():
-    return sw.product(
-        sw.sweep("layer", ["NT-LSTM", "Alex-8"]),
-        sw.sweep("eie.num_pes", [1, 3, 8]),
-        sw.sweep("eie.fifo_depth", [1, 4]),
-    )
-
-
 def test_eie_sweep_writes_every_point_and_plots(tmp_path):
-    config = _small_eie_config()
-    records = sw.run_sweep(config, _small_eie_axes(), str(tmp_path))
+    config = small_eie_config()
+    records = sw.run_sweep(config, small_eie_axes(), str(tmp_path))
     assert [r["index"] for r in records] == list(range(12))
     one = records[0]["metrics"]
     assert one["total_cycles"] > 0 and 0 < one["load_efficiency"] <= 1
     paths = sw.plot_sweep(str(tmp_path))
     assert [os.path.basename(p) for p in paths] == ["fig8_load_efficiency_vs_fifo.png"]
-    with open(paths[0], "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert png_size(paths[0]) == (768, 528)  # 6.4 x 4.4 inches at 120 dpi
     # A changed config is refused, naming the field that changed.
     changed = sw.apply_overrides(config, {"seed": 1})
     with pytest.raises(UserError, match="config.seed: 0 -> 1"):
-        sw.run_sweep(changed, _small_eie_axes(), str(tmp_path))
+        sw.run_sweep(changed, small_eie_axes(), str(tmp_path))
     # Plot specs are presentation: changing them is not a change of sweep.
     retitled = sw.apply_overrides(config, {"plots": [dict(config.plots[0], title="new")]})
-    assert sw.run_sweep(retitled, _small_eie_axes(), str(tmp_path)) == records
+    assert sw.run_sweep(retitled, small_eie_axes(), str(tmp_path)) == records
 
 
 def test_smoke_logs_the_shapes_it_simulates(tmp_path):
     lines = []
-    sw.run_sweep(_small_eie_config(), _small_eie_axes(), str(tmp_path), log=lines.append)
+    sw.run_sweep(small_eie_config(), small_eie_axes(), str(tmp_path), log=lines.append)
     shapes = [line for line in lines if "simulated as" in line]
     # NT-LSTM is 2400 x 1201 and Alex-8 1000 x 4096; :smoke keeps 5 % of each side, once each.
     assert len(shapes) == 2
@@ -397,7 +385,7 @@ def test_second_sweep_on_one_workdir_is_refused(tmp_path):
     assert "Traceback" not in out.stderr and not sw.results_files(str(tmp_path))
     holder.send_signal(signal.SIGKILL)
     holder.wait()
-    records = sw.run_sweep(_small_eie_config(), _small_eie_axes()[:2], str(tmp_path))
+    records = sw.run_sweep(small_eie_config(), small_eie_axes()[:2], str(tmp_path))
     assert len(records) == 2
 
 
@@ -410,17 +398,16 @@ with workdir.lock(sys.argv[1]):
 """
 
 
-FIG8_SMOKE = "configs/sweeps/fig8_fifo_depth.py:smoke"
-
-
 @pytest.mark.parametrize("field, value", [("eie.fifo_depth", "4"), ("eie.timing", "rtl")])
 def test_override_of_a_swept_field_is_refused_before_any_work(tmp_path, field, value):
     """--config.<field> of a field the sweep varies would be replaced by every point's value
     without a word: one line naming it and where to change the values, nothing written."""
     workdir = tmp_path / "w"
-    out = _run("experiments.sweep", f"--config={FIG8_SMOKE}", f"--config.{field}={value}",
-               f"--workdir={workdir}")  # fmt: skip
-    _assert_one_line_error(out)
+    out = run_entry_point(
+        "experiments.sweep", f"--config={FIG8_SMOKE}", f"--config.{field}={value}",
+        f"--workdir={workdir}",
+    )  # fmt: skip
+    assert_one_line_error(out)
     assert out.stderr.strip().splitlines()[-1] == (
         f"error: --config.{field}: the sweep varies this field (axis {field}); change the "
         "sweep's values in configs/sweeps/fig8_fifo_depth.py instead"
@@ -432,7 +419,7 @@ def test_swept_fields_name_their_axis():
     """A field a point sets, in whole or in part, is refused; fields no point sets are not
     (a dict value merged into a group sets only the fields it names)."""
     axes = sw.product(sw.sweep("b.c", [1.0, 2.0]), sw.sweep("b.d", [{"e": "p"}, {"e": "q"}]))
-    sw.expand(_base(), axes)
+    sw.expand(base_config(), axes)
     sw.check_not_swept(["a", "b.cc", "b.d.f"], axes, "s.py")  # b.d's values name only e
     for field, axis in [("b.c", "b.c"), ("b.d.e", "b.d"), ("b", "b.c"), ("b.c.x", "b.c")]:
         with pytest.raises(UserError, match=rf"^--config\.{field}: .*\(axis {axis}\); .* s\.py"):
@@ -509,8 +496,8 @@ def test_damaged_results_are_one_line_from_the_entry_points(tmp_path, entry, dam
     fields that the config file itself sets (eie.fifo_depth, layer, eie.timing)."""
     path, data = _damaged_fig8_workdir(tmp_path, damage)
     args = [f"--config={FIG8_SMOKE}", "--config.seed=1"] if entry == "sweep" else []
-    out = _run(f"experiments.{entry}", *args, f"--workdir={tmp_path}")
-    _assert_one_line_error(out)
+    out = run_entry_point(f"experiments.{entry}", *args, f"--workdir={tmp_path}")
+    assert_one_line_error(out)
     assert out.stderr.strip().splitlines()[-1] == (
         f"error: {path}:2: {DAMAGED_LINES[damage][1]}; delete that line to recompute its point"
     )
@@ -525,9 +512,9 @@ def test_sharded_over_8_devices_matches_one_device(tmp_path):
         f"""
         import json, jax
         from eie_jax import sweep as sw
-        from tests.test_sweep import _small_eie_axes, _small_eie_config
+        from tests.helpers import small_eie_axes, small_eie_config
         assert len(jax.devices()) == 8, jax.devices()
-        records = sw.run_sweep(_small_eie_config(), _small_eie_axes(), {workdir!r})
+        records = sw.run_sweep(small_eie_config(), small_eie_axes(), {workdir!r})
         print(json.dumps(records))
         """
     )
@@ -540,47 +527,12 @@ def test_sharded_over_8_devices_matches_one_device(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     sharded = json.loads(out.stdout.strip().splitlines()[-1])
     single = sw.run_sweep(
-        _small_eie_config(), _small_eie_axes(), str(tmp_path / "single"), devices=jax.devices()[:1]
+        small_eie_config(), small_eie_axes(), str(tmp_path / "single"), devices=jax.devices()[:1]
     )
     assert sharded == single
 
 
 # ----------------------------------------------------------------------------- resume
-
-FAKE_TRAIN = """
-import os, time
-CALLS = []
-def train(config):
-    CALLS.append(config.a)
-    limit = int(os.environ.get("FAKE_TRAIN_FAIL_AT", "-1"))
-    if len(CALLS) == limit:
-        raise RuntimeError("interrupted")
-    time.sleep(float(os.environ.get("FAKE_TRAIN_SLEEP", "0")))
-    return {"score": config.a * 10 + config.b.c, "echo": config.b.d.e}
-"""
-
-
-def _train_config():
-    config = _base()
-    config.runner = "train"
-    config.train_fn = "fake_train_mod:train"
-    config.plots = [dict(x="a", y="score", series="b.d.e", name="score.png")]
-    return config
-
-
-def _train_axes():
-    return sw.product(sw.sweep("a", [1, 2, 3]), sw.sweep("b.d.e", ["p", "q"]))
-
-
-@pytest.fixture
-def fake_train(tmp_path, monkeypatch):
-    mod_dir = tmp_path / "mod"
-    mod_dir.mkdir()
-    (mod_dir / "fake_train_mod.py").write_text(FAKE_TRAIN)
-    monkeypatch.syspath_prepend(str(mod_dir))
-    sys.modules.pop("fake_train_mod", None)
-    yield mod_dir
-    sys.modules.pop("fake_train_mod", None)
 
 
 def _assert_each_point_once(workdir, total):
@@ -601,17 +553,17 @@ def test_resume_after_an_exception(tmp_path, fake_train, monkeypatch):
     workdir = str(tmp_path / "run")
     monkeypatch.setenv("FAKE_TRAIN_FAIL_AT", "4")
     with pytest.raises(RuntimeError, match="interrupted"):
-        sw.run_sweep(_train_config(), _train_axes(), workdir)
+        sw.run_sweep(train_config(), train_axes(), workdir)
     assert len(sw.load_results(workdir)) == 3
     # A line cut short by a crash mid-write is dropped, not mixed into the next line.
     with open(os.path.join(workdir, sw.RESULTS_FILE.format(process=0)), "a") as f:
         f.write('{"index": 5, "overr')
     monkeypatch.delenv("FAKE_TRAIN_FAIL_AT")
     fake_train_mod.CALLS.clear()
-    records = sw.run_sweep(_train_config(), _train_axes(), workdir)
+    records = sw.run_sweep(train_config(), train_axes(), workdir)
     assert len(records) == 6 and len(fake_train_mod.CALLS) == 3  # only the missing points
     _assert_each_point_once(workdir, 6)
-    assert os.path.exists(sw.plot_sweep(workdir)[0])
+    assert png_size(sw.plot_sweep(workdir)[0]) == (768, 528)
 
 
 def test_resume_after_kill(tmp_path, fake_train):
@@ -619,11 +571,11 @@ def test_resume_after_kill(tmp_path, fake_train):
     config_file.write_text(
         textwrap.dedent(
             """
-            from tests.test_sweep import _train_axes, _train_config
+            from tests.helpers import train_axes, train_config
             def get_config(arg=None):
-                return _train_config()
+                return train_config()
             def get_sweep(arg=None):
-                return _train_axes()
+                return train_axes()
             """
         )
     )
@@ -649,7 +601,7 @@ def test_resume_after_kill(tmp_path, fake_train):
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"{done_before} already done" in out.stderr
     _assert_each_point_once(workdir, 6)
-    assert (workdir / "score.png").exists()
+    assert png_size(workdir / "score.png") == (768, 528)
 
 
 @pytest.mark.slow

@@ -138,14 +138,12 @@ class _Shuffled(nnx.Module):
 
 def test_eie_runs_layers_in_the_order_the_forward_calls_them():
     from eie_jax.api import on_eie
-    from eie_jax.compression import share
+    from eie_jax.compression import quantizers
 
     model = _Shuffled(rngs=nnx.Rngs(0))
     for _, layer in layers.compressible_layers(model):  # 8-bit codebooks: near-float weights
-        codebook, codes, _ = share.QUANTIZERS["kmeans"](
-            layer.kernel[...], layer.mask[...], 8, init="linear", key=None
-        )
-        layer.share(codebook, codes)
+        q = quantizers.quantize("kmeans", layer.kernel[...], layer.mask[...], 8)
+        layer.share(q.codebook, q.codes)
     x = jax.random.normal(jax.random.key(1), (8, 5))
     cfg = eie.EIEConfig(num_pes=4, weight_bits=8)
     out, report = on_eie.run_on_eie(model, x, config=cfg, rtl=False)

@@ -10,6 +10,7 @@ from configs import lenet5, lenet5_60x, lenet_300_100, lenet_300_100_64x
 from eie_jax.studies.compress.config import validate_config, weight_bits
 from eie_jax.studies.tuning import tuning
 from eie_jax.utils.cli import UserError
+from tests.helpers import png_size
 
 
 @pytest.mark.parametrize("arg", [None, "smoke"])
@@ -74,4 +75,4 @@ def test_summarize_groups_seeds_and_takes_population_std(tmp_path):
     table = tuning.to_markdown(rows)
     assert "| a | - | 0, 1 |" in table and "train.learning_rate=0.0003" in table
     front = tuning.pareto_figure(rows, str(tmp_path / "p.png"), "t")
-    assert os.path.getsize(front) > 0
+    assert png_size(front) == (840, 552)  # 7.0 x 4.6 inches at 120 dpi

@@ -96,7 +96,8 @@ def test_smoke_pipeline(tmp_path):
     t = result["per_token"]
     assert t["rtl_cycles"] > 0 and t["paper_cycles"] > 0 and t["energy_uj"] > 0
     assert result["per_layer"]["blocks.0.down"]["density"] < 1  # after the ReLU
-    assert (tmp_path / "run" / "generate" / "result.md").exists()
+    markdown = (tmp_path / "run" / "generate" / "result.md").read_text()
+    assert markdown == decode_run.to_markdown(result)
 
 
 def test_prompt_outside_the_vocabulary_is_a_user_error(tmp_path):
