@@ -86,9 +86,10 @@ def test_window_losses_average_to_evaluate_and_run_job_stores_them(tmp_path):
     one = float(lm._sum_loss(model, inputs[5:6], targets[5:6])) / d.context
     assert abs(windows[5] - one) < 1e-6
     job = methods.Job("rtn_sym_channel_b4", "rtn_sym_channel", (4,))
+    config.bootstrap.samples = 0  # intervals off: no windows stored
     (row,) = methods.run_job(job, lm.copy(model), corpus, config, None)
     assert "test_windows" not in row and not bootstrap.enabled(config)
-    config.bootstrap = dict(samples=100)
+    config.bootstrap.samples = 100
     (stored,) = methods.run_job(job, lm.copy(model), corpus, config, None)
     assert stored == dict(row, test_windows=stored["test_windows"])
     assert len(stored["test_windows"]) == d.eval_windows

@@ -11,7 +11,7 @@ column loop is a `lax.fori_loop` here, because qwix's own loop cannot serve this
     machine; under jax.jit it unrolls and compiled for 86 s for a 256 x 256 one);
   - it allocates the codes as `zeros_like(W, dtype=qtype)`, which fails for qwix's 'int3'
     ("data type 'int3' not understood"), so it has no 3-bit GPTQ.
-tests/test_quantize.py checks that this loop gives qwix's result at int4.
+tests/studies/lm/test_methods.py checks that this loop gives qwix's result at int4.
 
 Both take W in EIE's layout (M outputs, K inputs) and the layer's calibration inputs X
 (N, K) (lm.calibration_inputs: 128 training windows through the dense model). Scales are
