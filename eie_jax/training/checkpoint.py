@@ -18,13 +18,17 @@ leaves running (see `_orbax_leftover`).
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
 import shutil
 import sys
+import zipfile
+import zlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
@@ -202,3 +206,72 @@ def restore(path: str, model, *, optimizer=None) -> dict:
     for name, target in targets.items():
         nnx.update(target, states[name])
     return saved["meta"]
+
+
+# ------------------------------------------------------------------ parameters only
+
+
+def sha256(path: str) -> str:
+    """The file's SHA-256, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _params(model) -> dict:
+    """{dotted path: nnx.Param} of the model, in nnx's order."""
+    flat = nnx.to_flat_state(nnx.state(model, nnx.Param))
+    return {".".join(map(str, key)): var for key, var in flat}
+
+
+def save_params(path: str, model) -> str:
+    """The model's nnx.Param arrays (nothing else: no masks, codes or optimizer) as one
+    .npz keyed by dotted path, written atomically; returns the file's sha256. A dense
+    model to ship or share: `load_params` puts it into a model built alike."""
+    arrays = {name: np.asarray(var[...]) for name, var in _params(model).items()}
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        error = _write_error(e, path)
+        if error is None:
+            raise
+        raise error from e
+    return sha256(path)
+
+
+def load_params(path: str, model, *, expected_sha256: str | None = None) -> str:
+    """Loads `save_params`' file into `model` (built with the same structure); returns the
+    file's sha256. A missing file, one whose hash is not `expected_sha256`, or one whose
+    arrays do not match the model's parameters (names, shapes) is a UserError naming it."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such parameter file")
+    digest = sha256(path)
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise UserError(
+            f"{path}: sha256 {digest[:12]}... is not the recorded {expected_sha256[:12]}..."
+        )
+    params = _params(model)
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            arrays = {name: saved[name] for name in saved.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise UserError(f"{path}: damaged ({type(e).__name__}: {e})") from None
+    if set(arrays) != set(params):
+        missing, extra = sorted(set(params) - set(arrays)), sorted(set(arrays) - set(params))
+        raise UserError(
+            f"{path}: parameters of another model (missing {missing[:3]}, extra {extra[:3]})"
+        )
+    for name, var in params.items():
+        if arrays[name].shape != var[...].shape:
+            raise UserError(
+                f"{path}: {name} has shape {arrays[name].shape}, the model's is {var[...].shape}"
+            )
+        var[...] = jnp.asarray(arrays[name], var[...].dtype)
+    return digest

@@ -63,20 +63,36 @@ def line_plot(path, xs, series: dict, *, xlabel, ylabel, title, logx=False, logy
 
 
 def pareto_plot(
-    path, points, labels, front, *, xlabel, ylabel, title, where="post", target=(None, None)
-):
+    path, points, labels, front, *, xlabel, ylabel, title, where="post", target=(None, None),
+    groups=None, vlines=(),
+):  # fmt: skip
     """Labelled points (x, y) and the step line through the indices `front`, saved to `path`.
     where: the step's corner, 'post' for a front rising with x (cost vs accuracy), 'pre' for
-    one falling with x (ratio vs accuracy); target (x, y): dashed lines where not None."""
-    fig, ax = plt.subplots(figsize=(7.0, 4.6))
-    xs, ys = zip(*points, strict=True) if points else ((), ())
-    ax.scatter(xs, ys, s=18)
-    for (x, y), label in zip(points, labels, strict=True):
-        ax.annotate(label, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    one falling with x (ratio vs accuracy); target (x, y): dashed lines where not None.
+    groups: a group name per point: each group its own colour in the legend, and only the
+    front's points labelled (for many points); vlines: dotted vertical lines at these x."""
+    fig, ax = plt.subplots(figsize=(7.0, 4.6) if groups is None else (9.0, 5.6))
+    if groups is None:
+        xs, ys = zip(*points, strict=True) if points else ((), ())
+        ax.scatter(xs, ys, s=18)
+        shown = range(len(points))
+    else:
+        colours, markers = plt.get_cmap("tab20").colors, "os^vDP*Xph"
+        for k, group in enumerate(dict.fromkeys(groups)):
+            xs, ys = zip(
+                *(p for p, g in zip(points, groups, strict=True) if g == group), strict=True
+            )
+            ax.scatter(xs, ys, s=14, label=group, color=colours[k % 20], marker=markers[k % 10])
+        shown = front
+    for i in shown:
+        ax.annotate(labels[i], points[i], fontsize=6, xytext=(3, 3), textcoords="offset points")
+    for x in vlines:
+        ax.axvline(x, color="gray", linestyle=":", linewidth=0.8)
     if front:
         fx, fy = zip(*(points[i] for i in front), strict=True)
         ax.step(fx, fy, where=where, color="tab:red", alpha=0.6, label="Pareto front")
-        ax.legend(fontsize=7)
+    if front or groups is not None:
+        ax.legend(fontsize=6 if groups is None else 5, ncol=1 if groups is None else 2)
     if target[0] is not None:
         ax.axvline(target[0], color="gray", linestyle="--", linewidth=0.8)
     if target[1] is not None:

@@ -115,6 +115,11 @@ def _short(value, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def config_differences(old, new, ignore=()) -> list[str]:
+    """`differences` of two JSON trees, leaving out the dotted fields `ignore`."""
+    return list(differences(_drop(jsonable(old), ignore), _drop(jsonable(new), ignore)))
+
+
 def _drop(tree: dict, fields) -> dict:
     """A copy of a JSON tree without the dotted `fields`."""
     tree = copy.deepcopy(tree)
@@ -145,7 +150,7 @@ def check_same_config(path: str, value, filename: str = "config.json", *, ignore
             raise UserError(
                 f"{file}: unreadable ({e}); delete it (and the results beside it) to start over"
             ) from e
-        changed = list(differences(_drop(jsonable(saved), ignore), _drop(current, ignore)))
+        changed = config_differences(saved, current, ignore)
         if changed:
             more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
             raise UserError(

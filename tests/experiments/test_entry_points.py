@@ -292,7 +292,8 @@ def test_a_workdir_holds_one_kind_of_run(tmp_path):
 
 def test_lm_dense_training_resumes_inside_with_the_same_model(tmp_path, corpus, monkeypatch):
     """Checkpoints every log line; an interrupt after step 12 resumes from step 10 with the
-    batch generator's state, to the model of a run never interrupted."""
+    batch generator's state and the learning curve so far, to the model (and curve) of a
+    run never interrupted."""
     import jax
     import numpy as np
     from flax import nnx
@@ -301,7 +302,9 @@ def test_lm_dense_training_resumes_inside_with_the_same_model(tmp_path, corpus, 
 
     config = char_lstm.get_config("smoke")
     config.data.update(data_dir=corpus, validation_works=("beta",), test_works=("gamma",))
-    config.train.update(steps=20, log_every=5, checkpoint_minutes=0.0, max_minutes=0.0)
+    config.train.update(
+        steps=20, log_every=5, checkpoint_minutes=0.0, max_minutes=0.0, curve_every=10
+    )
     data = lm_study.load_corpus(config)
     whole, whole_meta = lm_study.dense_model(config, data, str(tmp_path / "whole"))
 
@@ -322,8 +325,9 @@ def test_lm_dense_training_resumes_inside_with_the_same_model(tmp_path, corpus, 
     resumed, meta = lm_study.dense_model(config, data, workdir)
     assert not os.path.exists(os.path.join(workdir, "dense.partial"))
     assert meta["steps"] == whole_meta["steps"] == 20
-    for key in ("test_nats", "validation_nats", "train_loss"):
+    for key in ("test_nats", "validation_nats", "train_loss", "curve"):
         assert meta[key] == whole_meta[key], key
+    assert [p["step"] for p in meta["curve"]] == [10, 20]  # the first from before the cut
     for a, b in zip(
         jax.tree_util.tree_leaves(nnx.state(whole, nnx.Param)),
         jax.tree_util.tree_leaves(nnx.state(resumed, nnx.Param)),

@@ -1,13 +1,14 @@
 """Batch-1 text generation with every FC matrix-vector product on the EIE model.
 
-A compressed character LM (every MaskedLinear pruned by magnitude per layer, then a
-per-layer 2**bits-entry k-means codebook: `quantize.kmeans.share_model`, post-training)
-runs through its own forward: `model.decode` with a KV cache (the transformer) or its
-(h, c) state (the LSTM), one character at a time, inside an `on_eie.EIESession` that
-runs each FC product on EIE (`eie.simulate_batch`, batch 1) and keeps each layer's
-figures for the sampled steps; an `EIESession(backend="fixed_point")` computes the same
-fixed point densely, the independent oracle (its outputs equal EIE's bit for bit). Each
-layer gets its own 16-bit fixed-point format from the float model's inputs on
+A compressed character LM (every MaskedLinear pruned, then one 2**bits-entry table per
+layer: run.compress, the recipe of config.generate; `prune_magnitude` here is its
+default pruning) runs through its own forward: `model.decode` with a KV cache (the
+transformer) or its (h, c) state (the LSTM), one character at a time, inside an
+`on_eie.EIESession` that runs each FC product on EIE (`eie.simulate_batch`, batch 1)
+and keeps each layer's figures for the sampled steps; an
+`EIESession(backend="fixed_point")` computes the same fixed point densely, the
+independent oracle (its outputs equal EIE's bit for bit). Each layer gets its own
+16-bit fixed-point format from the float model's inputs on
 calibration text (`calibrate`).
 
 EIE runs only the FC layers (Q, K, V, O, MLP up, MLP down, LM head; the LSTM's gate
@@ -28,19 +29,16 @@ from eie_jax import eie
 from eie_jax.api import on_eie
 from eie_jax.compression.layers import compressible_layers
 from eie_jax.eie import memory
-from eie_jax.studies.lm.methods import kmeans
 from eie_jax.utils.cli import UserError
 
 
-def compress(model, sparsity: float, bits: int, seed: int = 0) -> None:
-    """Prunes every MaskedLinear of `model` (in place) to `sparsity` by magnitude, per layer,
-    and shares it into 2**bits k-means entries."""
+def prune_magnitude(model, sparsity: float) -> None:
+    """Prunes every MaskedLinear of `model` (in place) to `sparsity` by magnitude, per layer."""
     for _, layer in compressible_layers(model):
         w = np.abs(np.asarray(layer.kernel[...]))
         keep = round((1 - sparsity) * w.size)
         threshold = np.sort(w, axis=None)[::-1][keep - 1] if keep else np.inf
         layer.set_mask(w >= threshold)
-    kmeans.share_model(model, bits, init="linear", seed=seed)
 
 
 def calibrate(model, ids, base: eie.EIEConfig, *, bias_correction: bool = True) -> dict:

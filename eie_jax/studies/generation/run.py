@@ -1,7 +1,8 @@
 """experiments.generate's pipeline: a compressed char LM generating text on EIE, batch 1.
 
-    dense model (WORKDIR/dense, trained when missing: lm_study.dense_model)
-    -> decode.compress (magnitude pruning per layer + per-layer k-means, post-training)
+    dense model (WORKDIR/dense: the published checkpoint, or trained: lm_study.dense_model)
+    -> compress (config.generate's recipe: magnitude or calibrated pruning, per-layer
+       plain or Fisher-weighted k-means, optionally fine-tuned centroids)
     -> decode.calibrate (per-layer fixed point) -> fidelity, teacher-forced on test text
        through the model's own forward: EIE against the float compressed model, and EIE
        against the dense fixed-point oracle (bit for bit) -> generation of num_chars
@@ -22,8 +23,10 @@ import numpy as np
 from eie_jax import eie
 from eie_jax.api import on_eie
 from eie_jax.studies.generation import decode
+from eie_jax.studies.lm import report as lm_report
 from eie_jax.studies.lm import study as lm_study
 from eie_jax.studies.lm import training as lm
+from eie_jax.studies.lm.methods import composed, kmeans
 from eie_jax.utils import workdir
 from eie_jax.utils.cli import UserError
 
@@ -55,6 +58,7 @@ def run(config, out_dir: str, log=logging.info) -> dict:
     lm_study.validate(config)
     corpus = lm_study.load_corpus(config)
     prompt = _encode(corpus, config.generate.prompt)
+    lm_study.check_dense_source(config, corpus, out_dir)
     if len(corpus.test) < config.data.context + 1:
         raise UserError(
             f"config.data.test_works: {len(corpus.test)} characters of test text; "
@@ -64,11 +68,27 @@ def run(config, out_dir: str, log=logging.info) -> dict:
         return _run(config, corpus, prompt, out_dir, log)
 
 
+def compress(model, corpus, config) -> None:
+    """The recipe of config.generate, in place: every FC layer pruned to `sparsity` (by
+    magnitude, per layer, or by a calibrated rule: SparseGPT, Wanda, on the study's first
+    draw of calibration windows), then one table of 2**bits entries per layer (plain or
+    Fisher-weighted k-means, `composed.share`), its centroids fine-tuned for
+    config.share.finetune_steps when `finetune`."""
+    g = config.generate
+    if g.rule == "magnitude":
+        decode.prune_magnitude(model, g.sparsity)
+    else:
+        composed.prune_model(model, corpus, config, g.rule, str(g.sparsity))
+    composed.share(model, corpus, config, g.quantizer, g.bits)
+    if g.finetune:
+        kmeans.finetune_centroids(model, corpus, config, "generate fine-tune")
+
+
 def _run(config, corpus, prompt, out_dir, log) -> dict:
     g = config.generate
-    dense, _ = lm_study.dense_model(config, corpus, out_dir)
+    dense, dense_meta = lm_study.dense_model(config, corpus, out_dir)
     model = lm.copy(dense)
-    decode.compress(model, g.sparsity, g.bits, seed=config.seed)
+    compress(model, corpus, config)
     context = config.data.context
     rng = np.random.default_rng(config.seed)
     starts = rng.integers(0, len(corpus.train) - context, g.calibration_windows)
@@ -126,8 +146,10 @@ def _run(config, corpus, prompt, out_dir, log) -> dict:
     log(f"generation: {g.num_chars} chars in {generation['seconds']:.1f} s")
     result = {
         "model": config.model,
+        "dense": lm_report.dense_source(dense_meta),
         "sparsity": g.sparsity,
         "bits": g.bits,
+        "recipe": dict(rule=g.rule, quantizer=g.quantizer, finetune=g.finetune),
         "bias_correction": g.bias_correction,
         "num_pes": g.num_pes,
         "formats": {n: [c.act_frac_bits, c.weight_frac_bits] for n, (_, c) in programs.items()},
@@ -181,11 +203,26 @@ def per_token(layers: dict, clock_mhz: float) -> dict:
     }
 
 
+def _recipe_text(r) -> str:
+    recipe = r.get("recipe", {})
+    return "" if recipe.get("rule", "magnitude") == "magnitude" else f" by {recipe['rule']}"
+
+
+def _quantizer_text(r) -> str:
+    recipe = r.get("recipe", {})
+    text = dict(kmeans_layer="k-means", squeezellm_layer="Fisher-weighted k-means")
+    return text[recipe.get("quantizer", "kmeans_layer")] + (
+        " (fine-tuned)" if recipe.get("finetune") else ""
+    )
+
+
 def to_markdown(r) -> str:
     t, f, s = r["per_token"], r["fidelity"], r["sram"]
     out = [
-        f"{r['model']}: {r['sparsity']:.0%} pruned, {r['bits']}-bit per-layer k-means, "
-        f"{r['num_pes']} PEs at 800 MHz, bias correction {r['bias_correction']}",
+        f"{r['model']}: {r['sparsity']:.0%} pruned{_recipe_text(r)}, {r['bits']}-bit per-layer "
+        f"{_quantizer_text(r)}, "
+        f"{r['num_pes']} PEs at 800 MHz, bias correction {r['bias_correction']}; dense model: "
+        f"{r.get('dense', 'trained in the workdir')}",
         "",
         "| FC layer | cycles (paper) | cycles (rtl) | load eff. | input density | energy nJ "
         "| fits SRAM alone |",

@@ -1,11 +1,14 @@
 """The W4A16 study: one dense character LM, every compression method from it, one table.
 
-    dense (trained once, orbax checkpoint in WORKDIR/dense) -> for each method of
+    dense (the published checkpoint config.train.checkpoint, or trained: orbax checkpoint
+    in WORKDIR/dense, its learning curve in WORKDIR/curve.png) -> for each method of
     config.quantize.methods: a copy of the dense model compressed, scored on the test text
+    (calibrated methods on each of config.quantize.calibration_draws)
 
 Results go to WORKDIR/results.json after every method (a rerun skips the finished ones),
-then WORKDIR/results.md (the table) and WORKDIR/pareto.png (nats/char against bits per
-weight). `run(config, workdir)` is what experiments/lm_compress.py calls.
+then WORKDIR/results.md (the table and each family read off at bit budgets) and
+WORKDIR/pareto.png / pareto_eie.png (nats/char against bits per weight, Deep Compression's
+and EIE's formats). `run(config, workdir)` is what experiments/lm_compress.py calls.
 """
 
 from __future__ import annotations
@@ -21,14 +24,14 @@ from absl import logging
 from flax import nnx
 
 from eie_jax import eie
-from eie_jax.compression import share
+from eie_jax.compression import prune, share
 from eie_jax.compression.layers import compressible_layers
 from eie_jax.data import text
-from eie_jax.studies.lm import bootstrap
+from eie_jax.studies.lm import bootstrap, published
 from eie_jax.studies.lm import methods as quantize
 from eie_jax.studies.lm import report as lm_report
 from eie_jax.studies.lm import training as lm
-from eie_jax.studies.lm.methods import sensitivity
+from eie_jax.studies.lm.methods import composed, sensitivity
 from eie_jax.training import trainer
 from eie_jax.utils import schema
 from eie_jax.utils import workdir as workdirs
@@ -47,6 +50,9 @@ METHODS = (
     "rtn_sym_channel", "rtn_asym_channel", "rtn_sym_g32", "rtn_asym_g32",
     "rtn_sym_g128", "rtn_asym_g128",
     "gptq_g128", "awq_g128",
+    # one-shot calibrated pruning (SparseGPT, Wanda) then per-layer (Fisher-weighted)
+    # k-means, per rule and target of config.compose (methods/composed.py): on EIE
+    "pruned_kmeans",
     "dense_retrain",  # control: the dense model trained on as long as pruning retrains
 )  # fmt: skip
 
@@ -89,6 +95,13 @@ def section() -> schema.Section:
                     # After a log line, when this many minutes have passed since the last
                     # save, the training checkpoints (WORKDIR/dense.partial) to resume from.
                     checkpoint_minutes=number(10.0, 0, note="0: every log line"),
+                    # The learning curve: validation and test nats/char (data.eval_windows)
+                    # after every this many steps, in the dense record (a multiple of
+                    # log_every).
+                    curve_every=integer(0, lo=0, doc="0: no curve"),
+                    # A published dense model to start from (published.py: STEM.npz and
+                    # STEM.json); '' or --retrain: train it.
+                    checkpoint=schema.string(""),
                 )
             ),
             # Gradual magnitude pruning of every FC matrix from the dense model (Zhu &
@@ -121,6 +134,32 @@ def section() -> schema.Section:
                     ),
                     bits=schema.sequence((4, 3), schema.choice(4, (2, 3, 4, 8))),
                     calibration_windows=integer(128, lo=1),
+                    # Calibrated methods (GPTQ, AWQ, SqueezeLLM, pruned_kmeans) run on
+                    # this many draws of calibration windows: their rows average them and
+                    # their intervals resample them (bootstrap.py).
+                    calibration_draws=integer(1, lo=1),
+                )
+            ),
+            # pruned_kmeans (methods/composed.py): one-shot calibrated pruning by each rule
+            # at each target (a sparsity, or N:M along the inputs), then one table per
+            # layer of each bits, with and without centroid fine-tuning (config.share).
+            compose=S(
+                dict(
+                    rules=schema.sequence(
+                        ("sparsegpt", "wanda"),
+                        schema.choice("sparsegpt", lambda: sorted(prune.calibrated.RULES)),
+                    ),
+                    targets=schema.sequence(
+                        ("0.5", "0.6", "0.7", "0.8", "2:4"),
+                        schema.Field(
+                            "0.5",
+                            composed.target_ok,
+                            "a sparsity in (0, 1) or 'N:M' with N < M, as a string",
+                        ),
+                    ),
+                    bits=schema.sequence((2, 3, 4), schema.choice(4, (2, 3, 4, 8))),
+                    quantizer=schema.choice("squeezellm_layer", composed.QUANTIZERS),
+                    finetune=schema.boolean(True),
                 )
             ),
             # Every difference from dense with a paired bootstrap interval over the same
@@ -140,12 +179,19 @@ def section() -> schema.Section:
                     eie_index_bits=integer(4, 1, 8),
                 )
             ),
-            # Batch-1 generation on EIE (experiments.generate): the dense model
-            # magnitude-pruned per layer and shared into 2**bits k-means entries.
+            # Batch-1 generation on EIE (experiments.generate): the dense model pruned
+            # to `sparsity` by `rule` (magnitude per layer, or a calibrated rule) and
+            # shared into one table of 2**bits entries per layer by `quantizer`, its
+            # centroids fine-tuned (config.share) when `finetune`.
             generate=S(
                 dict(
                     sparsity=number(0.5, 0, 1, below=True),
                     bits=integer(4, 1, 8),
+                    rule=schema.choice(
+                        "magnitude", lambda: ("magnitude", *sorted(prune.calibrated.RULES))
+                    ),
+                    quantizer=schema.choice("kmeans_layer", composed.QUANTIZERS),
+                    finetune=schema.boolean(False),
                     num_pes=eie.config.FIELDS.fields["num_pes"],
                     fifo_depth=eie.config.FIELDS.fields["fifo_depth"],
                     # training windows the fixed-point formats are fitted on
@@ -168,16 +214,29 @@ def validate(config) -> None:
     schema's checks, then the model built from its kwargs (shapes only) and the group
     sizes the methods need."""
     schema.check(config, section())
+    t = config.train
+    if t.curve_every % t.log_every:
+        raise UserError(
+            f"config.train.curve_every={t.curve_every}: must be a multiple of "
+            f"config.train.log_every={t.log_every} (the curve is taken at log lines)"
+        )
     try:
         shapes = nnx.eval_shape(lambda: lm.build_model(config, 64))
     except TypeError as e:
         raise UserError(f"config.model_kwargs: {e}") from None
-    if any(m in sensitivity.FISHER for m in config.quantize.methods):
-        if config.share.init not in sensitivity.INITS:
-            raise UserError(
-                f"config.share.init={config.share.init!r}: the squeezellm methods allow "
-                f"{', '.join(sensitivity.INITS)}"
-            )
+    fisher_users = [m for m in config.quantize.methods if m in sensitivity.FISHER]
+    if (
+        "pruned_kmeans" in config.quantize.methods
+        and config.compose.quantizer in sensitivity.FISHER
+    ):
+        fisher_users.append("config.compose.quantizer")
+    if config.generate.quantizer in sensitivity.FISHER:
+        fisher_users.append("config.generate.quantizer")
+    if fisher_users and config.share.init not in sensitivity.INITS:
+        raise UserError(
+            f"config.share.init={config.share.init!r}: the squeezellm quantizers "
+            f"({', '.join(fisher_users)}) allow {', '.join(sensitivity.INITS)}"
+        )
     for name, layer in compressible_layers(shapes):
         for method in config.quantize.methods:
             group = quantize.GROUPS.get(method)
@@ -193,15 +252,41 @@ def load_corpus(config) -> text.TextData:
     return text.load(d.data_dir, d.validation_works, d.test_works)
 
 
-def dense_model(config, corpus, workdir):
-    """The dense model: restored from WORKDIR/dense, else trained and saved there."""
+def check_dense_source(config, corpus, workdir: str, retrain: bool = False) -> None:
+    """Preflight of where `dense_model` takes the model from: unless WORKDIR/dense holds it
+    already or it is retrained, the published checkpoint must fit this config and corpus
+    (`published.check`)."""
+    if lm.has_checkpoint(os.path.join(workdir, "dense")):
+        return
+    if config.train.checkpoint and not retrain:
+        published.check(config, corpus)
+
+
+def dense_model(config, corpus, workdir, *, retrain: bool = False):
+    """The dense model: restored from WORKDIR/dense; else the published checkpoint
+    config.train.checkpoint (`published.load`) unless `retrain` or it is ''; else trained
+    (checkpointed inside, resumable) and saved there. Its meta names where it came from:
+    `checkpoint` and `sha256` for a published one."""
     path = os.path.join(workdir, "dense")
     build = lambda: lm.build_model(config, corpus.vocab_size)
     if lm.has_checkpoint(path):
         model, meta = lm.restore_dense(path, build)
         if meta.get("vocab") != corpus.vocab:
             raise UserError(f"{path}: trained on another vocabulary; use a new --workdir")
+        if retrain and "sha256" in meta:
+            raise UserError(
+                f"--retrain: {path} holds the published checkpoint {meta['checkpoint']}; "
+                "use a new --workdir"
+            )
         logging.info("[dense] restored from %s", path)
+        return model, meta
+    if config.train.checkpoint and not retrain:
+        model, meta = published.load(config, corpus, build)
+        lm.save_dense(path, model, meta)
+        logging.info(
+            "[dense] published checkpoint %s (sha256 %s): validation %.4f, test %.4f nats/char",
+            meta["checkpoint"], meta["sha256"][:12], meta["validation_nats"], meta["test_nats"],
+        )  # fmt: skip
         return model, meta
     model = build()
     # Checkpoints inside the training (WORKDIR/dense.partial): an interrupted run resumes.
@@ -210,6 +295,7 @@ def dense_model(config, corpus, workdir):
         model, corpus, config, steps=config.train.steps,
         learning_rate=config.train.learning_rate, minutes=config.train.max_minutes,
         stage="dense", seed=config.seed, progress=progress,
+        curve_every=config.train.curve_every,
     )  # fmt: skip
     meta = dict(
         vocab=corpus.vocab,
@@ -231,75 +317,122 @@ def score(model, ids, config) -> float:
     return lm.evaluate(model, ids, config.data.context, config.data.eval_windows)
 
 
-# The fields the dense model depends on: a workdir holds one dense model, so a rerun may
-# change anything else (methods, pruning, sharing) but not these.
-DENSE_FIELDS = ("model", "model_kwargs", "data", "train", "seed")
-
-
 def session(config, workdir: str):
     """The workdir of a language-model run (the study and generation share it): its lock,
-    and a refusal of one whose dense model was made with other DENSE_FIELDS (one line
-    naming them; recorded in WORKDIR/dense_config.json)."""
-    current = json.loads(config.to_json())
-    dense = {k: current[k] for k in DENSE_FIELDS}
+    and a refusal of one whose dense model was made with other `published.DENSE_FIELDS`
+    (one line naming them; recorded in WORKDIR/dense_config.json)."""
     return workdirs.session(
-        workdir, "language-model", dense, "dense_config.json",
-        ignore=("train.checkpoint_minutes",),  # when it checkpoints: the same model
+        workdir, "language-model", published.dense_config(config), "dense_config.json",
+        ignore=published.NOT_DENSE,
     )  # fmt: skip
 
 
-def run(config, workdir: str, *, dense_only: bool = False) -> dict:
-    """The whole study; returns the results dict written to WORKDIR/results.json."""
+def run(
+    config, workdir: str, *, dense_only: bool = False, retrain: bool = False,
+    publish: bool = False, command: str = "eie_jax.studies.lm.study.run (Python)",
+) -> dict:  # fmt: skip
+    """The whole study; returns the results dict written to WORKDIR/results.json.
+
+    retrain: train the dense model even where config.train.checkpoint names a published
+    one; publish: then write it there (`published.publish`: the .npz and its .json, which
+    records `command` as what trains it)."""
     validate(config)
+    if publish and not (retrain and config.train.checkpoint):
+        raise UserError(
+            "--publish writes a newly trained dense model to config.train.checkpoint: it "
+            f"needs --retrain and a config.train.checkpoint (is {config.train.checkpoint!r})"
+        )
     corpus = load_corpus(config)
+    check_dense_source(config, corpus, workdir, retrain)
     with session(config, workdir):
-        return _run(config, corpus, workdir, dense_only)
+        return _run(config, corpus, workdir, dense_only, retrain, command if publish else None)
 
 
-def _saved_results(path) -> dict:
-    """{rows, jobs} of a results.json a run left, or {} (a damaged one is a UserError
-    naming it, before any training)."""
+# The sections a method's rows depend on (beside the dense fields): a rerun that skips
+# finished jobs must have the same, but for the list of methods (more may be added).
+METHOD_SECTIONS = ("prune", "share", "quantize", "compose", "storage", "bootstrap")
+
+
+def method_settings(config) -> dict:
+    tree = json.loads(config.to_json())
+    return {k: tree[k] for k in METHOD_SECTIONS}
+
+
+def _saved_results(path, config) -> dict:
+    """{rows, jobs, settings} of a results.json a run left, or {}; a damaged one, or one
+    whose rows were made with other METHOD_SECTIONS, is a UserError naming it, before
+    any training."""
     if not os.path.exists(path):
         return {}
+    move_away = "move it away to recompute the methods (the dense model in WORKDIR/dense is kept)"
     try:
         with open(path, encoding="utf-8") as f:
             saved = json.load(f)
-        return dict(rows=list(saved["rows"]), jobs=list(saved["jobs"]))
+        kept = dict(rows=list(saved["rows"]), jobs=list(saved["jobs"]))
+        settings = saved.get("settings")
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(
-            f"{path}: damaged ({type(e).__name__}: {e}); move it away to recompute the "
-            "methods (the dense model in WORKDIR/dense is kept)"
-        ) from None
+        raise UserError(f"{path}: damaged ({type(e).__name__}: {e}); {move_away}") from None
+    if settings is not None:
+        changed = workdirs.config_differences(
+            settings, method_settings(config), ignore=("quantize.methods",)
+        )
+        if changed:
+            raise UserError(
+                f"{path}: its rows were made with other settings ({'; '.join(changed[:3])}); "
+                f"use a new --workdir, or {move_away}"
+            )
+    return kept
 
 
-def _run(config, corpus, workdir, dense_only):
+def _run(config, corpus, workdir, dense_only, retrain, publish_command):
     logging.info(
         "text: train %d, validation %d, test %d characters; vocabulary %d",
         len(corpus.train), len(corpus.validation), len(corpus.test), corpus.vocab_size,
     )  # fmt: skip
     results_path = os.path.join(workdir, "results.json")
-    saved = _saved_results(results_path)
-    model, meta = dense_model(config, corpus, workdir)
+    saved = _saved_results(results_path, config)
+    model, meta = dense_model(config, corpus, workdir, retrain=retrain)
+    if publish_command is not None:
+        info = published.publish(config, model, meta, config.train.checkpoint, publish_command)
+        logging.info(
+            "[dense] published %s.npz (sha256 %s)", config.train.checkpoint, info["sha256"]
+        )
+    if meta.get("curve"):
+        lm_report.plot_curve({config.model: meta["curve"]}, os.path.join(workdir, "curve.png"))
     params = jax.tree_util.tree_leaves(nnx.state(model, nnx.Param))
     dense_kb = sum(int(np.prod(p.shape)) for p in params) * 32 / 8 / 1024
-    results = dict(model=config.model, dense=dict(meta, model_kb=dense_kb), rows=[], jobs=[])
+    results = dict(
+        model=config.model, dense=dict(meta, model_kb=dense_kb), rows=[], jobs=[],
+        settings=method_settings(config),
+    )  # fmt: skip
     results.update(saved)
     if dense_only:
         return results
     windows = bootstrap.result_windows(model, corpus, config)  # None: no intervals
-    if windows is not None:
+    dense_nats = meta["test_nats"]
+    if windows is not None:  # the rows' losses are means of windows: so is dense's here
         results["dense"]["test_windows"] = windows
         results["bootstrap"] = config.bootstrap.to_dict()
-    calib = quantize.Calibration(model, corpus, config)  # inputs, Fisher: on first use
+        dense_nats = float(np.mean(windows))
+    # inputs, Fisher: on first use, per draw of calibration windows
+    draws = [
+        quantize.Calibration(model, corpus, config, draw=k)
+        for k in range(config.quantize.calibration_draws)
+    ]
     for method in config.quantize.methods:
         for job in quantize.jobs(method, config):
             if job.name in results["jobs"]:
                 continue
             start = time.time()
-            rows = quantize.run_job(job, lm.copy(model), corpus, config, calib)
+            rows = quantize.merge_draws(
+                [
+                    quantize.run_job(job, lm.copy(model), corpus, config, calib)
+                    for calib in (draws if job.uses_calibration_windows else draws[:1])
+                ]
+            )
             for row in rows:
                 row["seconds"] = time.time() - start
-                row["delta_nats"] = row["test_nats"] - meta["test_nats"]
+                row["delta_nats"] = row["test_nats"] - dense_nats
                 logging.info(
                     "[%s] %.2f bits/weight, test %.4f nats/char (%+.4f), %.0f s",
                     row["name"], row["bits_per_weight"], row["test_nats"], row["delta_nats"],

@@ -15,6 +15,7 @@ import os
 import jax.numpy as jnp
 import numpy as np
 import optax
+from absl import logging
 from flax import nnx
 
 from eie_jax import models
@@ -64,7 +65,7 @@ def evaluate(model, ids, context: int, max_windows: int | None, batch_size: int 
 
 def train(
     model, corpus, config, *, steps, learning_rate, stage, minutes=0.0, on_step=None, seed=0,
-    progress: trainer.InStage | None = None,
+    progress: trainer.InStage | None = None, curve_every: int = 0,
 ):  # fmt: skip
     """Up to `steps` AdamW steps on random training windows, within a time budget
     (`trainer.fit`).
@@ -77,35 +78,60 @@ def train(
     config.train.log_every steps, when due, the model, the optimizer, the step, the seconds
     and the batch generator's state are saved; a rerun continues from there, and a
     step-counted run (minutes 0) ends with the same model as one never interrupted.
-    Returns a dict of the steps run (in all, when resumed), the seconds and the last
-    logged training loss.
+    curve_every: after every this many steps (a multiple of config.train.log_every; 0:
+    never) and after the last, the validation and test nats/char on config.data.eval_windows
+    windows go to the record's `curve` (step, training characters, validation, test).
+    Returns a dict of the steps run (in all, when resumed), the seconds, the last logged
+    training loss and the curve when asked for.
     """
     warmup = min(config.train.get("warmup", 0), steps // 10)
     rate = trainer.warmup_cosine(learning_rate, warmup)
     optimizer = trainer.make_optimizer(model, rate, weight_decay=config.train.weight_decay)
     rng = np.random.default_rng(seed)
-    first, seconds_before, call = 0, 0.0, 0
+    first, seconds_before, call, curve = 0, 0.0, 0, []
     if progress is not None:
         call = progress.begin()
         first = progress.restore(call, model, optimizer)
         if first:
             rng.bit_generator.state = progress.extra["rng"]
+            curve = list(progress.extra.get("curve", []))
             seconds_before = progress.seconds_before
     context, batch = config.data.context, config.train.batch_size
     batches = (text.train_batch(corpus.train, batch, context, rng) for _ in range(first, steps))
     log = trainer.log_line(stage, steps)
 
+    def add_point(step):
+        windows = config.data.eval_windows
+        point = dict(
+            step=step,
+            chars=step * batch * context,
+            validation=evaluate(model, corpus.validation, context, windows),
+            test=evaluate(model, corpus.test, context, windows),
+        )
+        curve.append(point)
+        logging.info(
+            "[%s] step %d: validation %.4f, test %.4f nats/char",
+            stage, step, point["validation"], point["test"],
+        )  # fmt: skip
+
     def on_every(step, loss, lr, seconds):
         log(step, loss, lr, seconds)
+        if curve_every and (step % curve_every == 0 or step == steps):
+            add_point(step)
         if progress is not None:
-            state = dict(rng=rng.bit_generator.state)
+            state = dict(rng=rng.bit_generator.state, curve=curve)
             progress.after_epoch(call, step, model, optimizer, extra=state)
 
-    return trainer.fit(
+    record = trainer.fit(
         model, optimizer, _loss, batches, steps=steps, learning_rate=rate, minutes=minutes,
         stage=stage, on_step=on_step, every=max(1, config.train.get("log_every", 100)),
         on_every=on_every, first_step=first, seconds_before=seconds_before,
     )  # fmt: skip
+    if curve_every:
+        if record["budget_stop"] and (not curve or curve[-1]["step"] != record["steps"]):
+            add_point(record["steps"])  # a time cap stopped it between two points
+        record["curve"] = curve
+    return record
 
 
 def prune_gradually(model, corpus, config, sparsity: float, *, seed=0) -> dict:
@@ -141,12 +167,22 @@ def prune_gradually(model, corpus, config, sparsity: float, *, seed=0) -> dict:
     return dict(kept=kept, **record)
 
 
-def calibration_inputs(model, corpus, config) -> dict[str, np.ndarray]:
-    """Every MaskedLinear's inputs (N, in) on config.quantize.calibration_windows training
-    windows, from the model's own forward (`on_eie.record_inputs`)."""
-    rng = np.random.default_rng(config.seed + 1)
+DRAW_SEED_STRIDE = 1000  # calibration draw k takes the seed config.seed + 1 + 1000 k
+
+
+def calibration_windows(corpus, config, draw: int = 0):
+    """(inputs, targets), (N, context) each: config.quantize.calibration_windows random
+    training windows of calibration draw `draw` (0: the study's first set; each draw its
+    own seed, config.seed + 1 + DRAW_SEED_STRIDE * draw)."""
+    rng = np.random.default_rng(config.seed + 1 + DRAW_SEED_STRIDE * draw)
     n = config.quantize.calibration_windows
-    inputs, _ = text.train_batch(corpus.train, n, config.data.context, rng)
+    return text.train_batch(corpus.train, n, config.data.context, rng)
+
+
+def calibration_inputs(model, corpus, config, draw: int = 0) -> dict[str, np.ndarray]:
+    """Every MaskedLinear's inputs (N, in) on the `calibration_windows` of draw `draw`,
+    from the model's own forward (`on_eie.record_inputs`)."""
+    inputs, _ = calibration_windows(corpus, config, draw)
     return on_eie.record_inputs(model, jnp.asarray(inputs))
 
 

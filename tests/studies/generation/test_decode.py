@@ -17,6 +17,7 @@ from eie_jax.models import char_transformer as tf_model
 from eie_jax.studies.generation import decode
 from eie_jax.studies.generation import run as decode_run
 from eie_jax.studies.lm import study as lm_study
+from eie_jax.studies.lm.methods import kmeans
 from eie_jax.utils.cli import UserError
 from tests import synthetic_text
 
@@ -52,7 +53,8 @@ def test_decode_one_character_at_a_time_equals_the_forward(kind):
 def test_eie_generation_equals_dense_fixed_point_bit_for_bit(kind):
     model = small(kind)
     rng = np.random.default_rng(1)
-    decode.compress(model, 0.5, 4)
+    decode.prune_magnitude(model, 0.5)
+    kmeans.share_model(model, 4)
     for _, layer in compressible_layers(model):
         codes = np.asarray(layer.codes[...])
         assert np.mean(codes == 0) == pytest.approx(0.5, abs=0.01) and codes.max() <= 15
@@ -83,12 +85,21 @@ def test_compile_counter_sees_compiles():
 
 
 @pytest.mark.slow
-def test_smoke_pipeline(tmp_path):
+@pytest.mark.parametrize(
+    "recipe",
+    [{}, dict(rule="sparsegpt", quantizer="squeezellm_layer", finetune=True)],
+    ids=["magnitude_kmeans", "sparsegpt_fisher_finetuned"],
+)
+def test_smoke_pipeline(tmp_path, recipe):
     config = char_transformer.get_config("smoke")
     config.data.data_dir = synthetic_text.write_corpus(str(tmp_path / "texts"))
     config.data.validation_works, config.data.test_works = ("beta",), ("gamma",)
-    config.generate.prompt = "To"
+    config.generate.update(prompt="To", **recipe)
     result = decode_run.run(config, str(tmp_path / "run"), log=lambda s: None)
+    assert result["recipe"] == {
+        **dict(rule="magnitude", quantizer="kmeans_layer", finetune=False),
+        **recipe,
+    }
     f = result["fidelity"]
     assert f["eie_equals_fixed_point"] and f["chars"] == 64
     assert result["generation"]["compiles_after_first_token"] == 0
@@ -98,6 +109,11 @@ def test_smoke_pipeline(tmp_path):
     assert result["per_layer"]["blocks.0.down"]["density"] < 1  # after the ReLU
     markdown = (tmp_path / "run" / "generate" / "result.md").read_text()
     assert markdown == decode_run.to_markdown(result)
+    if recipe:  # SparseGPT keeps half of every row; the fine-tuned table stays a table
+        assert (
+            "50% pruned by sparsegpt, 4-bit per-layer Fisher-weighted k-means (fine-tuned)"
+            in markdown
+        )
 
 
 def test_prompt_outside_the_vocabulary_is_a_user_error(tmp_path):
@@ -108,7 +124,8 @@ def test_prompt_outside_the_vocabulary_is_a_user_error(tmp_path):
 
 def test_bias_correction_cancels_the_truncation_drift():
     model = small("char_transformer")
-    decode.compress(model, 0.5, 4)
+    decode.prune_magnitude(model, 0.5)
+    kmeans.share_model(model, 4)
     ids = np.random.default_rng(2).integers(1, VOCAB, (8, 16))
     base = eie.EIEConfig(8)
     plain = decode.calibrate(model, ids, base, bias_correction=False)

@@ -39,6 +39,52 @@ def test_paired_interval_equals_a_loop_over_resamples(seed, monkeypatch):
     assert bootstrap.paired_interval(a, b, samples, seed, level) == expected
 
 
+def _draws_oracle(a, b, samples, seed, level):
+    """One resample at a time: n window indices shared by both sides, then for each side
+    with d > 1 draws, d draw indices with replacement (one set for both when both have d);
+    each side's mean over its chosen draws and windows."""
+    a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
+    rng = np.random.default_rng(seed)
+    means = []
+    for _ in range(samples):
+        idx = rng.integers(0, a.shape[1], a.shape[1])
+        if len(a) == len(b) > 1:
+            rows = rng.integers(0, len(a), len(a))
+            chosen = (rows, rows)
+        else:
+            chosen = [[0] if len(x) == 1 else rng.integers(0, len(x), len(x)) for x in (a, b)]
+        sides = [np.mean([x[r][idx] for r in rows]) for x, rows in zip((a, b), chosen, strict=True)]
+        means.append(sides[1] - sides[0])
+    lo, hi = np.quantile(np.array(means), [(1 - level) / 2, (1 + level) / 2])
+    return float(b.mean() - a.mean()), float(lo), float(hi)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_interval_over_calibration_draws_equals_a_loop_over_resamples(seed, monkeypatch):
+    rng = np.random.default_rng(300 + seed)
+    n, draws = int(rng.integers(1, 30)), int(rng.integers(2, 5))
+    a = rng.normal(1.5, 0.2, n)
+    b = a + rng.normal(0.01, 0.05, (draws, n)) + rng.normal(0, 0.02, (draws, 1))
+    samples, level = int(rng.integers(1, 200)), float(rng.choice([0.5, 0.9, 0.95]))
+    monkeypatch.setattr(bootstrap, "_CHUNK", 1)  # one resample at a time, as the loop
+    other = b[:-1] + rng.normal(0, 0.01, (draws - 1, n))  # another number of draws
+    for x, y in ((a, b), (b, a), (b, b[::-1]), (b, other)):
+        got = bootstrap.paired_interval(x, y, samples, seed, level)
+        expected = _draws_oracle(x, y, samples, seed, level)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_draws_widen_the_interval():
+    """A method whose calibration draws disagree has a wider interval than one draw."""
+    rng = np.random.default_rng(7)
+    a = rng.normal(1.5, 0.2, 500)
+    b = a + 0.01 + rng.normal(0, 0.01, (3, 500)) + np.array([[-0.02], [0.0], [0.02]])
+    _, lo1, hi1 = bootstrap.paired_interval(a, b[1], samples=2000)
+    delta, lo3, hi3 = bootstrap.paired_interval(a, b, samples=2000)
+    assert abs(delta - 0.01) < 0.002
+    assert hi3 - lo3 > 3 * (hi1 - lo1)
+
+
 def test_intervals_identical_shifted_and_refused():
     rng = np.random.default_rng(0)
     a = rng.normal(1.4, 0.3, 64)
@@ -91,9 +137,11 @@ def test_window_losses_average_to_evaluate_and_run_job_stores_them(tmp_path):
     assert "test_windows" not in row and not bootstrap.enabled(config)
     config.bootstrap.samples = 100
     (stored,) = methods.run_job(job, lm.copy(model), corpus, config, None)
-    assert stored == dict(row, test_windows=stored["test_windows"])
+    # With windows the test loss is their mean (one pass): evaluate's number to rounding
+    assert stored == dict(row, test_windows=stored["test_windows"], test_nats=stored["test_nats"])
     assert len(stored["test_windows"]) == d.eval_windows
-    assert abs(np.mean(stored["test_windows"]) - stored["test_nats"]) < 1e-6
+    assert stored["test_nats"] == np.mean(stored["test_windows"])
+    assert abs(stored["test_nats"] - row["test_nats"]) < 1e-6
 
 
 def _results(windows):

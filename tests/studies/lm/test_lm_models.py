@@ -18,6 +18,7 @@ from eie_jax.compression.layers import MaskedLinear, compressible_layers
 from eie_jax.data import text
 from eie_jax.models import char_lstm as lstm_module
 from eie_jax.models import char_transformer as tf_module
+from eie_jax.studies.lm import report
 from eie_jax.studies.lm import training as lm
 from tests import synthetic_text
 from tests.helpers import ROOT, png_size
@@ -151,16 +152,25 @@ def test_smoke_study(module, tmp_path):
     with open(os.path.join(workdir, "results.json")) as f:
         results = json.load(f)
     names = {r["name"] for r in results["rows"]}
+    rules = tuple(config.compose.rules)
     for method in config.quantize.methods:
-        assert any(n.startswith(method) for n in names), method
+        prefixes = rules if method == "pruned_kmeans" else (method,)
+        assert any(n.startswith(prefixes) for n in names), method
     assert {"pruned_s0.50", "kmeans_layer_b4_s0.50_ft", "dense_retrained"} <= names
+    assert {"sparsegpt_2:4", "wanda_0.5_squeezellm_layer_b4_ft"} <= names
     for r in results["rows"]:
         assert np.isfinite(r["test_nats"]) and r["bits_per_weight"] > 0
-        on_eie = r["name"].startswith(("kmeans_layer", "squeezellm_layer"))  # a table a layer
+        # one table a layer: per-layer k-means, plain or Fisher-weighted, after pruning too
+        on_eie = r["name"].startswith(("kmeans_layer", "squeezellm_layer")) or (
+            r["name"].startswith(rules) and "_b" in r["name"]
+        )
         assert r["runs_on_eie"] == on_eie, r["name"]
-    assert png_size(os.path.join(workdir, "pareto.png")) == (840, 552)  # 7.0 x 4.6 in, 120 dpi
+    for figure in ("pareto.png", "pareto_eie.png"):  # 9.0 x 5.6 in at 120 dpi
+        assert png_size(os.path.join(workdir, figure)) == (1080, 672)
+    families = {report.family(r) for r in results["rows"] if r["bits"] < 32}
     with open(os.path.join(workdir, "results.md")) as f:
-        assert f.read().count("\n| ") == len(results["rows"]) + 2
+        # the table (head, rule, dense and every row), then the read-off (head, rule, families)
+        assert f.read().count("\n| ") == len(results["rows"]) + 2 + len(families) + 1
     # A rerun restores the dense model and skips every finished method.
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "restored from" in again.stderr

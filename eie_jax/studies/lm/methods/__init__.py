@@ -6,6 +6,9 @@
     squeezellm_layer  per-layer Fisher-weighted k-means codebook (SqueezeLLM's
                       sensitivity weights, one table: on EIE; sensitivity.py)
     squeezellm_row    per-output-row Fisher-weighted k-means codebooks (not on EIE)
+    pruned_kmeans     one-shot calibrated pruning (SparseGPT, Wanda) then per-layer
+                      (Fisher-weighted) k-means, with and without centroid fine-tuning,
+                      per rule and target of config.compose (composed.py); on EIE
     dense_retrain     control: the dense model retrained as long as pruning retrains
     rtn_{sym,asym}_{channel,g32,g128}   linear int round to nearest (linear.py)
     gptq_g128, awq_g128                 qwix's GPTQ and AWQ, symmetric, group 128
@@ -36,7 +39,7 @@ from eie_jax.compression.layers import compressible_layers, to_hardware
 from eie_jax.studies.lm import bootstrap
 from eie_jax.studies.lm import training as lm
 from eie_jax.studies.lm.methods import bits as bit_count
-from eie_jax.studies.lm.methods import kmeans, linear, qwix_ptq, sensitivity
+from eie_jax.studies.lm.methods import composed, kmeans, linear, qwix_ptq, sensitivity
 
 
 def _matrix(name: str, *, calibrated: bool = False):
@@ -97,7 +100,7 @@ def _awq(w, bits, x):
 
 # dense_retrain: the control of pruning, the dense model trained on through the pruning
 # schedule's steps and time budget at sparsity 0 (pruning's retraining is more training).
-METHODS = ("kmeans_layer", *MATRIX, "dense_retrain")
+METHODS = ("kmeans_layer", *MATRIX, "pruned_kmeans", "dense_retrain")
 
 
 def methods() -> tuple[str, ...]:
@@ -118,11 +121,19 @@ class Job:
     method: str
     bits: tuple[int, ...]
     sparsity: float = 0.0
+    rule: str | None = None  # pruned_kmeans: the calibrated pruning rule and its target
+    target: str | None = None
 
     @property
     def needs_calibration(self) -> bool:
         q = quantizers.REGISTRY.get(self.method)
         return q is not None and q.calibrated
+
+    @property
+    def uses_calibration_windows(self) -> bool:
+        """Whether its rows depend on the calibration windows (so on their draw): a
+        calibrated quantizer's, or calibrated pruning's."""
+        return self.needs_calibration or self.method == "pruned_kmeans"
 
     @property
     def calibration(self) -> str | None:
@@ -140,20 +151,21 @@ def calibration_kind(method: str) -> str | None:
 
 
 class Calibration:
-    """The dense model's calibration data, each kind computed on first use and kept, on
-    the training windows of `training.calibration_inputs`: `inputs` {layer: (N, K)} and
-    `fisher` {layer: (M, K)}. Give run_job one of these for all the jobs of a study."""
+    """The dense model's calibration data of one draw of windows
+    (`training.calibration_windows`), each kind computed on first use and kept: `inputs`
+    {layer: (N, K)} and `fisher` {layer: (M, K)}. Give run_job one of these per draw for
+    all the jobs of a study."""
 
-    def __init__(self, model, corpus, config):
-        self.model, self.corpus, self.config = model, corpus, config
+    def __init__(self, model, corpus, config, draw: int = 0):
+        self.model, self.corpus, self.config, self.draw = model, corpus, config, draw
 
     @functools.cached_property
     def inputs(self) -> dict[str, np.ndarray]:
-        return lm.calibration_inputs(self.model, self.corpus, self.config)
+        return lm.calibration_inputs(self.model, self.corpus, self.config, self.draw)
 
     @functools.cached_property
     def fisher(self) -> dict[str, np.ndarray]:
-        return sensitivity.calibration_fisher(self.model, self.corpus, self.config)
+        return sensitivity.calibration_fisher(self.model, self.corpus, self.config, self.draw)
 
 
 def _calibration(kind, calib, model, corpus, config):
@@ -175,12 +187,20 @@ def jobs(method: str, config) -> list[Job]:
         return [Job(f"kmeans_layer_s{s:.2f}", method, bits, s) for s in sparsities]
     if method == "dense_retrain":
         return [Job("dense_retrained", method, (32,))]
+    if method == "pruned_kmeans":
+        c = config.compose
+        return [
+            Job(f"{r}_{t}", method, tuple(c.bits), composed.sparsity_of(t), rule=r, target=t)
+            for r in c.rules
+            for t in c.targets
+        ]
     return [Job(f"{method}_b{b}", method, (b,)) for b in bits]
 
 
 def run_job(job: Job, model, corpus, config, calib) -> list[dict]:
     """The job's rows: method, bits, sparsity, test nats/char, bits per weight, model KB,
-    and each test window's nats/char (`test_windows`) when `bootstrap.enabled(config)`.
+    and each test window's nats/char (`test_windows`) when `bootstrap.enabled(config)`
+    (the test nats/char is then their mean, from the same single pass).
     calib: a `Calibration` of the dense model, or {layer: inputs} (None when no job needs
     them); a Fisher-calibrated method given no `Calibration` computes the Fisher from
     `model` before changing it."""
@@ -188,18 +208,24 @@ def run_job(job: Job, model, corpus, config, calib) -> list[dict]:
     other = bit_count.other_bits(model)
 
     def row(name, bits, stored, *, sparsity=0.0, finetuned=False, eie=None, on_eie=False, m=None):
+        # one pass over the test windows: their mean is the test loss when they are kept
+        windows = bootstrap.result_windows(m, corpus, config)
+        if windows is None:
+            nats = lm.evaluate(m, corpus.test, config.data.context, config.data.eval_windows)
+        else:
+            nats = float(np.mean(windows))
         scored = dict(
             name=name, method=job.method, bits=bits, sparsity=sparsity, finetuned=finetuned,
-            test_nats=lm.evaluate(m, corpus.test, config.data.context, config.data.eval_windows),
-            bits_per_weight=stored / num_weights,
+            test_nats=nats, bits_per_weight=stored / num_weights,
             eie_bits_per_weight=None if eie is None else eie / num_weights,
             model_kb=(stored + other) / 8 / 1024, runs_on_eie=on_eie,
         )  # fmt: skip
-        windows = bootstrap.result_windows(m, corpus, config)
         return scored if windows is None else dict(scored, test_windows=windows)
 
     if job.method == "kmeans_layer":
         return _kmeans_layer_rows(job, model, corpus, config, row)
+    if job.method == "pruned_kmeans":
+        return composed.rows(job, model, corpus, config, row, getattr(calib, "draw", 0))
     if job.method == "dense_retrain":
         lm.prune_gradually(model, corpus, config, 0.0, seed=config.seed)
         return [row(job.name, 32, 32 * num_weights, m=model)]
@@ -222,6 +248,25 @@ def run_job(job: Job, model, corpus, config, calib) -> list[dict]:
     return [row(job.name, bits, stored, eie=eie, on_eie=spec.one_table, m=model)]
 
 
+def merge_draws(per_draw: list[list[dict]]) -> list[dict]:
+    """One job's rows from several calibration draws -> one row each: draw 0's fields,
+    test nats/char (and bits, which pruning may move by a filler) averaged over draws,
+    each draw's nats in `draw_nats`, and `test_windows` one row per draw (the bootstrap
+    resamples them, bootstrap.paired_interval)."""
+    if len(per_draw) == 1:
+        return per_draw[0]
+    merged = []
+    for rows in zip(*per_draw, strict=True):
+        row = dict(rows[0], draws=len(rows), draw_nats=[r["test_nats"] for r in rows])
+        for key in ("test_nats", "bits_per_weight", "eie_bits_per_weight", "model_kb"):
+            if row.get(key) is not None:
+                row[key] = float(np.mean([r[key] for r in rows]))
+        if "test_windows" in row:
+            row["test_windows"] = [r["test_windows"] for r in rows]
+        merged.append(row)
+    return merged
+
+
 def _kmeans_layer_rows(job, model, corpus, config, row):
     rows = []
     s = job.sparsity
@@ -230,29 +275,14 @@ def _kmeans_layer_rows(job, model, corpus, config, row):
         logging.info(
             "[%s] pruned in %d steps, %.0f s", job.name, record["steps"], record["seconds"]
         )
-        stored = sum(
-            bit_count.sparse_float(np.asarray(layer.hardware_mask()), config.storage.index_bits)
-            for _, layer in compressible_layers(model)
-        )
+        stored = bit_count.sparse_model(model, config.storage.index_bits)
         rows.append(row(f"pruned_s{s:.2f}", 32, stored, sparsity=s, m=model))
-    st = config.storage
     for bits in job.bits:
         shared = lm.copy(model)
         kmeans.share_model(shared, bits, config.share.init, config.seed)
-        stored = eie = 0
-        for _, layer in compressible_layers(shared):
-            codes = np.asarray(layer.hardware_codes())
-            stored += bit_count.layer_codebook(codes, bits, index_bits=st.index_bits if s else None)
-            eie += bit_count.layer_codebook_eie(codes, bits, st.eie_num_pes, st.eie_index_bits)
-        tag = f"kmeans_layer_b{bits}_s{s:.2f}"
-        rows.append(row(tag, bits, stored, sparsity=s, eie=eie, on_eie=True, m=shared))
-        lm.train(
-            shared, corpus, config, steps=config.share.finetune_steps,
-            learning_rate=config.share.learning_rate, minutes=config.share.max_minutes,
-            stage=f"{tag} fine-tune", seed=config.seed + 2,
-        )  # fmt: skip
-        rows.append(
-            row(f"{tag}_ft", bits, stored, sparsity=s, finetuned=True, eie=eie, on_eie=True,
-                m=shared)
+        rows += kmeans.table_rows(
+            shared, f"kmeans_layer_b{bits}_s{s:.2f}", bits, sparsity=s,
+            index_bits=config.storage.index_bits if s else None, config=config,
+            corpus=corpus, row=row,
         )  # fmt: skip
     return rows

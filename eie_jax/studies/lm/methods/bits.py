@@ -47,6 +47,14 @@ def sparse_float(mask_hw, index_bits: int, value_bits: int = 32) -> int:
     return entry_codes.size * (value_bits + index_bits)
 
 
+def sparse_model(model, index_bits: int, value_bits: int = 32) -> int:
+    """`sparse_float` summed over the model's compressible layers (their masks)."""
+    return sum(
+        sparse_float(np.asarray(layer.hardware_mask()), index_bits, value_bits)
+        for _, layer in compressible_layers(model)
+    )
+
+
 def layer_codebook_eie(codes_hw, bits: int, num_pes: int, index_bits: int) -> int:
     """EIE's format (storage.layer_storage), biases left out."""
     report = storage.layer_storage(

@@ -22,6 +22,8 @@ import numpy as np
 
 from eie_jax.compression import share
 from eie_jax.compression.layers import compressible_layers
+from eie_jax.studies.lm import training as lm
+from eie_jax.studies.lm.methods import bits as bit_count
 
 
 def share_model(model, bits: int, init: str = "linear", seed: int = 0) -> None:
@@ -31,6 +33,36 @@ def share_model(model, bits: int, init: str = "linear", seed: int = 0) -> None:
             layer.kernel[...], layer.mask[...], bits, init=init, key=jax.random.key(seed + i)
         )
         layer.share(codebook, codes)
+
+
+def table_rows(shared, name, bits, *, sparsity, index_bits, config, corpus, row, finetune=True):
+    """The study's rows of a model with one table per layer (`shared`, changed in place):
+    as it is, then, when `finetune`, after config.share.finetune_steps of centroid
+    fine-tuning (`name` + "_ft"). Both with the bits of Deep Compression's format (codes
+    and, for a pruned model, relative indices of `index_bits`; None: dense codes) and EIE's
+    (`bits.layer_codebook_eie`). row: methods.run_job's scorer."""
+    st = config.storage
+    stored = eie = 0
+    for _, layer in compressible_layers(shared):
+        codes = np.asarray(layer.hardware_codes())
+        stored += bit_count.layer_codebook(codes, bits, index_bits=index_bits)
+        eie += bit_count.layer_codebook_eie(codes, bits, st.eie_num_pes, st.eie_index_bits)
+    same = dict(sparsity=sparsity, eie=eie, on_eie=True)
+    out = [row(name, bits, stored, m=shared, **same)]
+    if finetune:
+        finetune_centroids(shared, corpus, config, f"{name} fine-tune")
+        out.append(row(f"{name}_ft", bits, stored, finetuned=True, m=shared, **same))
+    return out
+
+
+def finetune_centroids(shared, corpus, config, stage: str) -> dict:
+    """config.share.finetune_steps of training of a shared model: its codebooks (and the
+    biases, LayerNorms and embedding) move, codes and masks stay."""
+    return lm.train(
+        shared, corpus, config, steps=config.share.finetune_steps,
+        learning_rate=config.share.learning_rate, minutes=config.share.max_minutes,
+        stage=stage, seed=config.seed + 2,
+    )  # fmt: skip
 
 
 def assign(w, centroids):

@@ -6,7 +6,8 @@ windows of the squared gradient, with respect to each entry of the layer's kerne
 window's loss (mean next-character cross entropy in nats/char against the true next
 characters), through the model's own forward: F = mean_n (dL_n / dW)**2, (M, K) in EIE's
 orientation. `calibration_fisher` takes the windows `training.calibration_inputs` takes
-(config.quantize.calibration_windows training windows, seed config.seed + 1).
+(`training.calibration_windows`: config.quantize.calibration_windows training windows of
+one calibration draw).
 
 Weighted k-means (`weighted_kmeans`): Lloyd's over 1-D values with a weight f_i >= 0 each,
 minimising sum_i f_i (w_i - c(i))**2: every value goes to its nearest centroid (ties to
@@ -42,7 +43,7 @@ from flax import nnx
 
 from eie_jax.compression import quantizers, share
 from eie_jax.compression.layers import MaskedLayer, compressible_layers, to_hardware
-from eie_jax.data import text
+from eie_jax.studies.lm import training as lm
 from eie_jax.studies.lm.methods import bits as bit_count
 from eie_jax.utils.cli import UserError
 
@@ -82,11 +83,9 @@ def fisher(model, inputs, targets, *, batch_size: int = 16) -> dict[str, np.ndar
     }
 
 
-def calibration_fisher(model, corpus, config) -> dict[str, np.ndarray]:
-    """`fisher` on the calibration windows of `training.calibration_inputs`."""
-    rng = np.random.default_rng(config.seed + 1)
-    n = config.quantize.calibration_windows
-    inputs, targets = text.train_batch(corpus.train, n, config.data.context, rng)
+def calibration_fisher(model, corpus, config, draw: int = 0) -> dict[str, np.ndarray]:
+    """`fisher` on the calibration windows of draw `draw` (`training.calibration_windows`)."""
+    inputs, targets = lm.calibration_windows(corpus, config, draw)
     return fisher(model, inputs, targets)
 
 
