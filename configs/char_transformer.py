@@ -27,7 +27,7 @@ def get_config(arg=None):
         context=128, d_model=256, num_layers=2, num_heads=4, d_mlp=1024, activation="relu"
     )
     trained(config, steps=24_000, warmup=200)
-    config.train.checkpoint = ""  # PENDING: checkpoints/char_transformer
+    config.train.checkpoint = "checkpoints/char_transformer"
     if arg == "smoke":
         smoke(config)
         config.model_kwargs.update(context=16, num_layers=1, d_model=128, d_mlp=256)
