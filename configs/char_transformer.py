@@ -51,5 +51,5 @@ def smoke(config):
     config.prune.update(sparsities=(0.5,), steps=6, frequency=2)
     config.share.update(finetune_steps=3)
     config.quantize.update(calibration_windows=8, bits=(4,))
-    config.compose.update(rules=("sparsegpt", "wanda"), targets=("0.5", "2:4"), bits=(4,))
+    config.compose.update(rules=("sparsegpt", "wanda"), targets=("0.5",), bits=(4,))
     config.generate.update(num_pes=16, calibration_windows=4, fidelity_chars=64, num_chars=6)

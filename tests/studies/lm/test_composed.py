@@ -36,8 +36,11 @@ def setup(tmp_path_factory):
     return config, corpus, model
 
 
-@pytest.mark.parametrize("quantizer", composed.QUANTIZERS)
-@pytest.mark.parametrize("rule,target", [("sparsegpt", "2:4"), ("wanda", "0.7")])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "rule,target,quantizer",
+    [("sparsegpt", "2:4", "squeezellm_layer"), ("wanda", "0.7", "kmeans_layer")],
+)
 def test_pruned_then_shared_keeps_the_mask_through_fine_tuning(setup, rule, target, quantizer):
     config, corpus, dense = setup
     model = lm.copy(dense)
@@ -60,6 +63,7 @@ def test_pruned_then_shared_keeps_the_mask_through_fine_tuning(setup, rule, targ
         assert len(np.unique(w)) <= 8  # one 3-bit table per layer (entry 0: zero)
 
 
+@pytest.mark.slow
 def test_study_rows_count_bits_in_both_formats(setup, tmp_path):
     config, corpus, _ = setup
     config = config.copy_and_resolve_references()
@@ -135,6 +139,7 @@ def test_read_off_takes_each_familys_best_row_within_the_budget():
     assert "| gptq_g128 | 1.6000 (+0.1000) | 1.5200 (+0.0200) | - | - |" in table
 
 
+@pytest.mark.slow
 def test_calibrated_methods_run_on_every_calibration_draw(setup, tmp_path):
     config, _, _ = setup
     config = config.copy_and_resolve_references()

@@ -157,7 +157,7 @@ def test_smoke_study(module, tmp_path):
         prefixes = rules if method == "pruned_kmeans" else (method,)
         assert any(n.startswith(prefixes) for n in names), method
     assert {"pruned_s0.50", "kmeans_layer_b4_s0.50_ft", "dense_retrained"} <= names
-    assert {"sparsegpt_2:4", "wanda_0.5_squeezellm_layer_b4_ft"} <= names
+    assert {"sparsegpt_0.5", "wanda_0.5_squeezellm_layer_b4_ft"} <= names
     for r in results["rows"]:
         assert np.isfinite(r["test_nats"]) and r["bits_per_weight"] > 0
         # one table a layer: per-layer k-means, plain or Fisher-weighted, after pruning too
