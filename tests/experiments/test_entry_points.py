@@ -11,6 +11,7 @@ import pytest
 
 from configs import char_lstm
 from eie_jax import sweep
+from eie_jax.studies.lm import dense as lm_dense
 from eie_jax.studies.lm import study as lm_study
 from eie_jax.utils import workdir as workdirs
 from eie_jax.utils.cli import UserError
@@ -81,7 +82,7 @@ def test_lm_workdir_of_another_dense_model_is_refused(tmp_path, corpus):
     config = char_lstm.get_config("smoke")
     config.data.update(data_dir=corpus, validation_works=("beta",), test_works=("gamma",))
     config.model_kwargs.hidden += 1  # the dense model in the workdir is another one
-    with lm_study.session(config, workdir):  # the workdir of another dense model
+    with lm_dense.session(config, workdir):  # the workdir of another dense model
         pass
     out = run_entry_point("experiments.generate", *_lm_args(corpus, workdir))
     assert_one_line_error(out, "holds results of another config", "model_kwargs.hidden")
@@ -306,7 +307,7 @@ def test_lm_dense_training_resumes_inside_with_the_same_model(tmp_path, corpus, 
         steps=20, log_every=5, checkpoint_minutes=0.0, max_minutes=0.0, curve_every=10
     )
     data = lm_study.load_corpus(config)
-    whole, whole_meta = lm_study.dense_model(config, data, str(tmp_path / "whole"))
+    whole, whole_meta = lm_dense.dense_model(config, data, str(tmp_path / "whole"))
 
     workdir = str(tmp_path / "cut")
     draws, draw = [0], text.train_batch
@@ -319,10 +320,10 @@ def test_lm_dense_training_resumes_inside_with_the_same_model(tmp_path, corpus, 
 
     monkeypatch.setattr(text, "train_batch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        lm_study.dense_model(config, data, workdir)
+        lm_dense.dense_model(config, data, workdir)
     assert os.path.isdir(os.path.join(workdir, "dense.partial"))
     monkeypatch.setattr(text, "train_batch", draw)
-    resumed, meta = lm_study.dense_model(config, data, workdir)
+    resumed, meta = lm_dense.dense_model(config, data, workdir)
     assert not os.path.exists(os.path.join(workdir, "dense.partial"))
     assert meta["steps"] == whole_meta["steps"] == 20
     for key in ("test_nats", "validation_nats", "train_loss", "curve"):

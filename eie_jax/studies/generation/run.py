@@ -1,6 +1,6 @@
 """experiments.generate's pipeline: a compressed char LM generating text on EIE, batch 1.
 
-    dense model (WORKDIR/dense: the published checkpoint, or trained: lm_study.dense_model)
+    dense model (WORKDIR/dense: the published checkpoint, or trained: lm.dense.dense_model)
     -> compress (config.generate's recipe: magnitude or calibrated pruning, per-layer
        plain or Fisher-weighted k-means, optionally fine-tuned centroids)
     -> decode.calibrate (per-layer fixed point) -> fidelity, teacher-forced on test text
@@ -23,6 +23,7 @@ import numpy as np
 from eie_jax import eie
 from eie_jax.api import on_eie
 from eie_jax.studies.generation import decode
+from eie_jax.studies.lm import dense as lm_dense
 from eie_jax.studies.lm import report as lm_report
 from eie_jax.studies.lm import study as lm_study
 from eie_jax.studies.lm import training as lm
@@ -58,13 +59,13 @@ def run(config, out_dir: str, log=logging.info) -> dict:
     lm_study.validate(config)
     corpus = lm_study.load_corpus(config)
     prompt = _encode(corpus, config.generate.prompt)
-    lm_study.check_dense_source(config, corpus, out_dir)
+    lm_dense.check_source(config, corpus, out_dir)
     if len(corpus.test) < config.data.context + 1:
         raise UserError(
             f"config.data.test_works: {len(corpus.test)} characters of test text; "
             f"needs at least config.data.context + 1 = {config.data.context + 1}"
         )
-    with lm_study.session(config, out_dir):
+    with lm_dense.session(config, out_dir):
         return _run(config, corpus, prompt, out_dir, log)
 
 
@@ -86,7 +87,7 @@ def compress(model, corpus, config) -> None:
 
 def _run(config, corpus, prompt, out_dir, log) -> dict:
     g = config.generate
-    dense, dense_meta = lm_study.dense_model(config, corpus, out_dir)
+    dense, dense_meta = lm_dense.dense_model(config, corpus, out_dir)
     model = lm.copy(dense)
     compress(model, corpus, config)
     context = config.data.context

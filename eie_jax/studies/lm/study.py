@@ -27,12 +27,11 @@ from eie_jax import eie
 from eie_jax.compression import prune, share
 from eie_jax.compression.layers import compressible_layers
 from eie_jax.data import text
-from eie_jax.studies.lm import bootstrap, published
+from eie_jax.studies.lm import bootstrap, dense
 from eie_jax.studies.lm import methods as quantize
 from eie_jax.studies.lm import report as lm_report
 from eie_jax.studies.lm import training as lm
 from eie_jax.studies.lm.methods import composed, sensitivity
-from eie_jax.training import trainer
 from eie_jax.utils import schema
 from eie_jax.utils import workdir as workdirs
 from eie_jax.utils.cli import UserError
@@ -99,7 +98,7 @@ def section() -> schema.Section:
                     # after every this many steps, in the dense record (a multiple of
                     # log_every).
                     curve_every=integer(0, lo=0, doc="0: no curve"),
-                    # A published dense model to start from (published.py: STEM.npz and
+                    # A published dense model to start from (dense.py: STEM.npz and
                     # STEM.json); '' or --retrain: train it.
                     checkpoint=schema.string(""),
                 )
@@ -252,81 +251,6 @@ def load_corpus(config) -> text.TextData:
     return text.load(d.data_dir, d.validation_works, d.test_works)
 
 
-def check_dense_source(config, corpus, workdir: str, retrain: bool = False) -> None:
-    """Preflight of where `dense_model` takes the model from: unless WORKDIR/dense holds it
-    already or it is retrained, the published checkpoint must fit this config and corpus
-    (`published.check`)."""
-    if lm.has_checkpoint(os.path.join(workdir, "dense")):
-        return
-    if config.train.checkpoint and not retrain:
-        published.check(config, corpus)
-
-
-def dense_model(config, corpus, workdir, *, retrain: bool = False):
-    """The dense model: restored from WORKDIR/dense; else the published checkpoint
-    config.train.checkpoint (`published.load`) unless `retrain` or it is ''; else trained
-    (checkpointed inside, resumable) and saved there. Its meta names where it came from:
-    `checkpoint` and `sha256` for a published one."""
-    path = os.path.join(workdir, "dense")
-    build = lambda: lm.build_model(config, corpus.vocab_size)
-    if lm.has_checkpoint(path):
-        model, meta = lm.restore_dense(path, build)
-        if meta.get("vocab") != corpus.vocab:
-            raise UserError(f"{path}: trained on another vocabulary; use a new --workdir")
-        if retrain and "sha256" in meta:
-            raise UserError(
-                f"--retrain: {path} holds the published checkpoint {meta['checkpoint']}; "
-                "use a new --workdir"
-            )
-        logging.info("[dense] restored from %s", path)
-        return model, meta
-    if config.train.checkpoint and not retrain:
-        model, meta = published.load(config, corpus, build)
-        lm.save_dense(path, model, meta)
-        logging.info(
-            "[dense] published checkpoint %s (sha256 %s): validation %.4f, test %.4f nats/char",
-            meta["checkpoint"], meta["sha256"][:12], meta["validation_nats"], meta["test_nats"],
-        )  # fmt: skip
-        return model, meta
-    model = build()
-    # Checkpoints inside the training (WORKDIR/dense.partial): an interrupted run resumes.
-    progress = trainer.InStage(path + ".partial", config.train.checkpoint_minutes)
-    record = lm.train(
-        model, corpus, config, steps=config.train.steps,
-        learning_rate=config.train.learning_rate, minutes=config.train.max_minutes,
-        stage="dense", seed=config.seed, progress=progress,
-        curve_every=config.train.curve_every,
-    )  # fmt: skip
-    meta = dict(
-        vocab=corpus.vocab,
-        works={k: list(v) for k, v in corpus.works.items()},
-        validation_nats=score(model, corpus.validation, config),
-        test_nats=score(model, corpus.test, config),
-        **record,
-    )
-    lm.save_dense(path, model, meta)
-    progress.done()
-    logging.info(
-        "[dense] %d steps in %.0f s: validation %.4f, test %.4f nats/char",
-        record["steps"], record["seconds"], meta["validation_nats"], meta["test_nats"],
-    )  # fmt: skip
-    return model, meta
-
-
-def score(model, ids, config) -> float:
-    return lm.evaluate(model, ids, config.data.context, config.data.eval_windows)
-
-
-def session(config, workdir: str):
-    """The workdir of a language-model run (the study and generation share it): its lock,
-    and a refusal of one whose dense model was made with other `published.DENSE_FIELDS`
-    (one line naming them; recorded in WORKDIR/dense_config.json)."""
-    return workdirs.session(
-        workdir, "language-model", published.dense_config(config), "dense_config.json",
-        ignore=published.NOT_DENSE,
-    )  # fmt: skip
-
-
 def run(
     config, workdir: str, *, dense_only: bool = False, retrain: bool = False,
     publish: bool = False, command: str = "eie_jax.studies.lm.study.run (Python)",
@@ -334,7 +258,7 @@ def run(
     """The whole study; returns the results dict written to WORKDIR/results.json.
 
     retrain: train the dense model even where config.train.checkpoint names a published
-    one; publish: then write it there (`published.publish`: the .npz and its .json, which
+    one; publish: then write it there (`dense.publish`: the .npz and its .json, which
     records `command` as what trains it)."""
     validate(config)
     if publish and not (retrain and config.train.checkpoint):
@@ -343,8 +267,8 @@ def run(
             f"needs --retrain and a config.train.checkpoint (is {config.train.checkpoint!r})"
         )
     corpus = load_corpus(config)
-    check_dense_source(config, corpus, workdir, retrain)
-    with session(config, workdir):
+    dense.check_source(config, corpus, workdir, retrain)
+    with dense.session(config, workdir):
         return _run(config, corpus, workdir, dense_only, retrain, command if publish else None)
 
 
@@ -391,9 +315,9 @@ def _run(config, corpus, workdir, dense_only, retrain, publish_command):
     )  # fmt: skip
     results_path = os.path.join(workdir, "results.json")
     saved = _saved_results(results_path, config)
-    model, meta = dense_model(config, corpus, workdir, retrain=retrain)
+    model, meta = dense.dense_model(config, corpus, workdir, retrain=retrain)
     if publish_command is not None:
-        info = published.publish(config, model, meta, config.train.checkpoint, publish_command)
+        info = dense.publish(config, model, meta, config.train.checkpoint, publish_command)
         logging.info(
             "[dense] published %s.npz (sha256 %s)", config.train.checkpoint, info["sha256"]
         )

@@ -1,4 +1,4 @@
-"""Published dense models (studies/lm/published.py): --retrain --publish writes the .npz of
+"""Published dense models (studies/lm/dense.py): --retrain --publish writes the .npz of
 Params and its .json; a study on a fresh workdir starts from it without training; a config
 that made another model, a changed file or another vocabulary is one line before any work.
 And the checkpoints shipped in checkpoints/ fit the shipped configs."""
@@ -12,7 +12,7 @@ import pytest
 from flax import nnx
 
 from configs import char_lstm, char_transformer
-from eie_jax.studies.lm import published
+from eie_jax.studies.lm import dense
 from eie_jax.studies.lm import study as lm_study
 from eie_jax.studies.lm import training as lm
 from eie_jax.training import checkpoint
@@ -56,7 +56,7 @@ def test_publish_writes_params_and_what_made_them(published_stem, corpus):
     stem, results = published_stem
     info = json.load(open(stem + ".json"))
     assert info["sha256"] == checkpoint.sha256(stem + ".npz")
-    assert info["dense_config"] == published.dense_config(_config(corpus, stem))
+    assert info["dense_config"] == dense.dense_config(_config(corpus, stem))
     assert info["meta"]["test_nats"] == results["dense"]["test_nats"]
     assert [p["step"] for p in info["meta"]["curve"]] == [10, 20]
     assert info["command"] == "python -m experiments.lm_compress --retrain --publish"
@@ -68,16 +68,16 @@ def test_a_fresh_workdir_starts_from_the_published_model(published_stem, corpus,
     stem, trained = published_stem
     config = _config(corpus, stem)
     results = lm_study.run(config, str(tmp_path / "w"))
-    dense = results["dense"]
-    assert dense["sha256"] == json.load(open(stem + ".json"))["sha256"]
-    assert dense["test_nats"] == trained["dense"]["test_nats"]
-    assert "sha256 " + dense["sha256"] in open(tmp_path / "w" / "results.md").read()
+    made = results["dense"]
+    assert made["sha256"] == json.load(open(stem + ".json"))["sha256"]
+    assert made["test_nats"] == trained["dense"]["test_nats"]
+    assert "sha256 " + made["sha256"] in open(tmp_path / "w" / "results.md").read()
     assert png_size(str(tmp_path / "w" / "curve.png")) == (768, 528)  # the learning curve
     model, _ = lm.restore_dense(
         str(tmp_path / "w" / "dense"),
-        lambda: lm.build_model(config, len(dense["vocab"])),
+        lambda: lm.build_model(config, len(made["vocab"])),
     )
-    reloaded = lm.build_model(config, len(dense["vocab"]))
+    reloaded = lm.build_model(config, len(made["vocab"]))
     checkpoint.load_params(stem + ".npz", reloaded)
     for a, b in zip(_params(model), _params(reloaded), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -187,10 +187,10 @@ def test_shipped_checkpoints_fit_the_shipped_configs(module):
     if not stem:
         pytest.skip(f"{module.__name__} names no published checkpoint")
     stem = os.path.join(ROOT, stem)
-    info = published.read(stem)
+    info = dense.read(stem)
     assert info["sha256"] == checkpoint.sha256(stem + ".npz")
-    changed = published.workdirs.config_differences(
-        info["dense_config"], published.dense_config(config), published.NOT_DENSE
+    changed = dense.workdirs.config_differences(
+        info["dense_config"], dense.dense_config(config), dense.NOT_DENSE
     )
     assert changed == []
     model = lm.build_model(config, len(info["meta"]["vocab"]))

@@ -1,4 +1,10 @@
-"""Published dense models: the trained checkpoints the LM study starts from.
+"""The dense model every method of the LM study starts from, and its workdir.
+
+`dense_model` restores it from WORKDIR/dense, else loads the published checkpoint the
+config names, else trains it (checkpointed inside, resumable); `check_source` is its
+preflight and `session` the workdir's lock and dense-config check.
+
+Published dense models, the trained checkpoints the study starts from:
 
 A published checkpoint is two files beside each other, named by config.train.checkpoint
 (a path without extension, e.g. `checkpoints/char_transformer`):
@@ -24,8 +30,10 @@ import platform
 import time
 
 import jax
+from absl import logging
 
-from eie_jax.training import checkpoint
+from eie_jax.studies.lm import training as lm
+from eie_jax.training import checkpoint, trainer
 from eie_jax.utils import workdir as workdirs
 from eie_jax.utils.cli import UserError
 
@@ -135,3 +143,78 @@ def publish(config, model, meta: dict, stem: str, command: str) -> dict:
     )
     workdirs.write_json_atomic(info_path, info)
     return info
+
+
+def check_source(config, corpus, workdir: str, retrain: bool = False) -> None:
+    """Preflight of where `dense_model` takes the model from: unless WORKDIR/dense holds it
+    already or it is retrained, the published checkpoint must fit this config and corpus
+    (`check`)."""
+    if lm.has_checkpoint(os.path.join(workdir, "dense")):
+        return
+    if config.train.checkpoint and not retrain:
+        check(config, corpus)
+
+
+def dense_model(config, corpus, workdir, *, retrain: bool = False):
+    """The dense model: restored from WORKDIR/dense; else the published checkpoint
+    config.train.checkpoint (`load`) unless `retrain` or it is ''; else trained
+    (checkpointed inside, resumable) and saved there. Its meta names where it came from:
+    `checkpoint` and `sha256` for a published one."""
+    path = os.path.join(workdir, "dense")
+    build = lambda: lm.build_model(config, corpus.vocab_size)
+    if lm.has_checkpoint(path):
+        model, meta = lm.restore_dense(path, build)
+        if meta.get("vocab") != corpus.vocab:
+            raise UserError(f"{path}: trained on another vocabulary; use a new --workdir")
+        if retrain and "sha256" in meta:
+            raise UserError(
+                f"--retrain: {path} holds the published checkpoint {meta['checkpoint']}; "
+                "use a new --workdir"
+            )
+        logging.info("[dense] restored from %s", path)
+        return model, meta
+    if config.train.checkpoint and not retrain:
+        model, meta = load(config, corpus, build)
+        lm.save_dense(path, model, meta)
+        logging.info(
+            "[dense] published checkpoint %s (sha256 %s): validation %.4f, test %.4f nats/char",
+            meta["checkpoint"], meta["sha256"][:12], meta["validation_nats"], meta["test_nats"],
+        )  # fmt: skip
+        return model, meta
+    model = build()
+    # Checkpoints inside the training (WORKDIR/dense.partial): an interrupted run resumes.
+    progress = trainer.InStage(path + ".partial", config.train.checkpoint_minutes)
+    record = lm.train(
+        model, corpus, config, steps=config.train.steps,
+        learning_rate=config.train.learning_rate, minutes=config.train.max_minutes,
+        stage="dense", seed=config.seed, progress=progress,
+        curve_every=config.train.curve_every,
+    )  # fmt: skip
+    meta = dict(
+        vocab=corpus.vocab,
+        works={k: list(v) for k, v in corpus.works.items()},
+        validation_nats=score(model, corpus.validation, config),
+        test_nats=score(model, corpus.test, config),
+        **record,
+    )
+    lm.save_dense(path, model, meta)
+    progress.done()
+    logging.info(
+        "[dense] %d steps in %.0f s: validation %.4f, test %.4f nats/char",
+        record["steps"], record["seconds"], meta["validation_nats"], meta["test_nats"],
+    )  # fmt: skip
+    return model, meta
+
+
+def score(model, ids, config) -> float:
+    return lm.evaluate(model, ids, config.data.context, config.data.eval_windows)
+
+
+def session(config, workdir: str):
+    """The workdir of a language-model run (the study and generation share it): its lock,
+    and a refusal of one whose dense model was made with other `DENSE_FIELDS`
+    (one line naming them; recorded in WORKDIR/dense_config.json)."""
+    return workdirs.session(
+        workdir, "language-model", dense_config(config), "dense_config.json",
+        ignore=NOT_DENSE,
+    )  # fmt: skip
