@@ -7,7 +7,8 @@
 `validate(config.prune, layer_names)` checks it before any work; `layer_targets` gives each
 layer's target after the distribution; `prune_model` recomputes every mask; the schedule
 drivers in schedules.py run a prune-and-retrain stage. `calibrated_prune` prunes a model
-once with a calibrated rule (Wanda, SparseGPT: calibrated.py), from its inputs on data.
+once with a calibrated rule (Wanda, SparseGPT: calibrated.py; one_shot.py), from its
+inputs on data.
 """
 
 from __future__ import annotations
@@ -16,8 +17,15 @@ import jax
 import jax.numpy as jnp
 
 from eie_jax.compression.layers import compressible_layers
-from eie_jax.compression.prune import calibrated, distributions, schedules, scores, structures
-from eie_jax.compression.prune.calibrated import calibrated_prune
+from eie_jax.compression.prune import (
+    calibrated,
+    distributions,
+    one_shot,
+    schedules,
+    scores,
+    structures,
+)
+from eie_jax.compression.prune.one_shot import calibrated_prune
 from eie_jax.compression.prune.registry import (
     KINDS,
     REGISTRY,
@@ -46,7 +54,7 @@ __all__ = [
     "layer_settings", "register", "section", "validate", "Context", "Schedule", "cubic_sparsity",
     "gradual", "train_learned", "balanced_mask", "n_m_mask", "sparsity_mask",
     "std_threshold_mask", "layer_targets", "prune_model", "distributions", "scores",
-    "schedules", "structures", "calibrated", "calibrated_prune",
+    "schedules", "structures", "calibrated", "one_shot", "calibrated_prune",
 ]  # fmt: skip
 
 
