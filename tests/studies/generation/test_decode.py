@@ -24,10 +24,10 @@ from tests import synthetic_text
 VOCAB = 11
 
 
-def small(kind):
+def small(kind, num_layers=2):
     if kind == "char_transformer":
         return tf_model.CharTransformer(
-            rngs=nnx.Rngs(0), vocab_size=VOCAB, context=16, d_model=32, num_layers=2,
+            rngs=nnx.Rngs(0), vocab_size=VOCAB, context=16, d_model=32, num_layers=num_layers,
             num_heads=4, d_mlp=64,
         )  # fmt: skip
     return char_lstm.CharLSTM(rngs=nnx.Rngs(0), vocab_size=VOCAB, embed_dim=8, hidden=16)
@@ -51,7 +51,7 @@ def test_decode_one_character_at_a_time_equals_the_forward(kind):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["char_transformer", "char_lstm"])
 def test_eie_generation_equals_dense_fixed_point_bit_for_bit(kind):
-    model = small(kind)
+    model = small(kind, num_layers=1)  # every kind of layer once
     rng = np.random.default_rng(1)
     decode.prune_magnitude(model, 0.5)
     kmeans.share_model(model, 4)
@@ -85,21 +85,17 @@ def test_compile_counter_sees_compiles():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "recipe",
-    [{}, dict(rule="sparsegpt", quantizer="squeezellm_layer", finetune=True)],
-    ids=["magnitude_kmeans", "sparsegpt_fisher_finetuned"],
-)
-def test_smoke_pipeline(tmp_path, recipe):
+def test_smoke_pipeline(tmp_path):
+    """The whole pipeline with a recipe other than the default (magnitude pruning, plain
+    per-layer k-means: prune_magnitude and share_model, tested above bit for bit)."""
     config = char_transformer.get_config("smoke")
+    assert (config.generate.rule, config.generate.quantizer) == ("magnitude", "kmeans_layer")
     config.data.data_dir = synthetic_text.write_corpus(str(tmp_path / "texts"))
     config.data.validation_works, config.data.test_works = ("beta",), ("gamma",)
+    recipe = dict(rule="sparsegpt", quantizer="squeezellm_layer", finetune=True)
     config.generate.update(prompt="To", **recipe)
     result = decode_run.run(config, str(tmp_path / "run"), log=lambda s: None)
-    assert result["recipe"] == {
-        **dict(rule="magnitude", quantizer="kmeans_layer", finetune=False),
-        **recipe,
-    }
+    assert result["recipe"] == recipe
     f = result["fidelity"]
     assert f["eie_equals_fixed_point"] and f["chars"] == 64
     assert result["generation"]["compiles_after_first_token"] == 0
@@ -109,11 +105,10 @@ def test_smoke_pipeline(tmp_path, recipe):
     assert result["per_layer"]["blocks.0.down"]["density"] < 1  # after the ReLU
     markdown = (tmp_path / "run" / "generate" / "result.md").read_text()
     assert markdown == decode_run.to_markdown(result)
-    if recipe:  # SparseGPT keeps half of every row; the fine-tuned table stays a table
-        assert (
-            "50% pruned by sparsegpt, 4-bit per-layer Fisher-weighted k-means (fine-tuned)"
-            in markdown
-        )
+    # SparseGPT keeps half of every row; the fine-tuned table stays a table
+    assert (
+        "50% pruned by sparsegpt, 4-bit per-layer Fisher-weighted k-means (fine-tuned)" in markdown
+    )
 
 
 def test_prompt_outside_the_vocabulary_is_a_user_error(tmp_path):

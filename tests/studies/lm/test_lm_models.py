@@ -171,7 +171,9 @@ def test_smoke_study(module, tmp_path):
     with open(os.path.join(workdir, "results.md")) as f:
         # the table (head, rule, dense and every row), then the read-off (head, rule, families)
         assert f.read().count("\n| ") == len(results["rows"]) + 2 + len(families) + 1
-    # A rerun restores the dense model and skips every finished method.
+    if module is char_transformer:
+        return
+    # A rerun restores the dense model and skips every finished method (one model is enough).
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "restored from" in again.stderr
     assert "fine-tune" not in again.stderr
