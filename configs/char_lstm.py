@@ -6,7 +6,7 @@
 
 Every method starts from one dense model: the published checkpoint checkpoints/char_lstm.npz
 (its .json: sha256, command, config, curve), copied into WORKDIR/dense. --retrain trains it
-instead (8,000 steps of 32 x 128 characters, about 1 h 40 min on 2 CPU cores), --retrain
+instead (8,000 steps of 32 x 128 characters, 93 min on 2 CPU cores), --retrain
 --publish also writes it to checkpoints/.
 Sizes: 2 layers of hidden 384 over a 128-wide embedding, each layer's four gates one
 MaskedLinear over [x_t; h_{t-1}] -> 4H (EIE's NT-LSTM layout with the bias as a column).
