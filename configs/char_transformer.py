@@ -6,8 +6,8 @@
 
 Every method starts from one dense model: the published checkpoint
 checkpoints/char_transformer.npz (its .json: sha256, command, config, curve), copied into
-WORKDIR/dense. --retrain trains it instead (24,000 steps of 16 x 128 characters, about
-1 h 40 min on 2 CPU cores), --retrain --publish also writes it to checkpoints/.
+WORKDIR/dense. --retrain trains it instead (24,000 steps of 16 x 128 characters: 135
+min on 2 CPU cores in the published run), --retrain --publish also writes it to checkpoints/.
 Sizes: 2 pre-LN blocks, d_model 256, 4 heads, MLP 1024 (ReLU), context 128.
 """
 
