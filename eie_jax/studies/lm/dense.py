@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 
-import jax
 from absl import logging
 
 from eie_jax.studies.lm import training as lm
 from eie_jax.training import checkpoint, trainer
+from eie_jax.utils import timer
 from eie_jax.utils import workdir as workdirs
 from eie_jax.utils.cli import UserError
 
@@ -133,12 +132,7 @@ def publish(config, model, meta: dict, stem: str, command: str) -> dict:
         command=command,
         dense_config=dense_config(config),
         meta={k: v for k, v in meta.items() if k not in ("checkpoint", "sha256")},
-        machine=dict(
-            platform=platform.platform(),
-            cpus=os.cpu_count(),
-            jax=jax.__version__,
-            device=jax.devices()[0].device_kind,
-        ),  # fmt: skip
+        machine=timer.machine(),
         written=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     )
     workdirs.write_json_atomic(info_path, info)
