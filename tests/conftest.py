@@ -6,11 +6,6 @@ the programs an earlier test compiled instead of compiling them again. Every run
 with an empty cache, so the suite's time is a cold run's. The variables reach the pytest-xdist
 workers and the subprocesses the tests start (JAX reads them when it is imported).
 
-The tests' models are tiny: compiling, not computing, takes their time. XLA compiles them
-with its CPU backend's optimisation level 0 (TEST_XLA_FLAGS, added to any XLA_FLAGS
-already set): the same programs, less time in LLVM. Speed is the benchmarks' business
-(experiments/bench_*.py), which run with XLA's defaults.
-
 The fixtures several folders use: `data_dir` (synthetic IDX files) and `fake_train` (a
 training function for sweeps). Shared functions and constants are in tests/helpers.py.
 """
@@ -28,9 +23,6 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="eie-jax-xla-cache-")
     os.environ["EIE_JAX_TEST_CACHE_OWNER"] = str(os.getpid())
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
-if TEST_XLA_FLAGS not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
 
 def pytest_unconfigure(config):
