@@ -23,7 +23,7 @@ def get_config(arg=None):
     config.train.update(batch_size=32, learning_rate=3e-3)
     char_transformer.trained(config, steps=8_000, warmup=200)
     config.train.checkpoint = "checkpoints/char_lstm"
-    char_transformer.study(config, batch_scale=2)  # its batches: 32, the transformer's 16
+    char_transformer.study(config)  # after its batch size: half the transformer's steps
     if arg == "smoke":
         char_transformer.smoke(config)
         config.model_kwargs.update(embed_dim=128, hidden=128)  # inputs: multiples of 128
