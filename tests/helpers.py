@@ -3,6 +3,7 @@ the one-line error a user's mistake gives, the smoke configs, report comparison,
 PNG's size, and the small sweeps that tests and the child processes they start both load
 (`from tests.helpers import train_config` in a sweep config file)."""
 
+import json
 import os
 import struct
 import subprocess
@@ -20,10 +21,95 @@ FIG8_SMOKE = "configs/sweeps/fig8_fifo_depth.py:smoke"
 
 
 def run_entry_point(*args, timeout=300):
-    """`python -m <args>` from the project's root, its output captured."""
-    return subprocess.run(
-        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
+    """`python -m <args>` from the project's root, its output captured: a CompletedProcess.
+
+    The command runs in a process forked from `_EntryPoints`' child interpreter, which
+    has imported jax, flax, orbax and eie_jax once (without starting a JAX backend, so the
+    fork is safe): the process runs the module as `python -m` does (runpy, __main__, its
+    own argv, stdin /dev/null), in this process's environment at the server's start, and
+    costs its own work instead of another JAX import. Where os.fork is missing, or for a
+    command that needs another environment, use subprocess.run directly."""
+    if not hasattr(os, "fork"):
+        return subprocess.run(
+            [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True,
+            timeout=timeout,
+        )  # fmt: skip
+    global _SERVER
+    if _SERVER is None or _SERVER.poll() is not None:
+        _SERVER = subprocess.Popen(
+            [sys.executable, "-c", _ENTRY_POINTS], cwd=ROOT, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    _SERVER.stdin.write(json.dumps([list(args), timeout]) + "\n")
+    _SERVER.stdin.flush()
+    line = _SERVER.stdout.readline()
+    if not line:
+        raise RuntimeError(f"run_entry_point's server ended (exit {_SERVER.wait()})")
+    code, out, err = json.loads(line)
+    if code is None:
+        raise subprocess.TimeoutExpired(["python", "-m", *args], timeout, out, err)
+    return subprocess.CompletedProcess(["python", "-m", *args], code, out, err)
+
+
+_SERVER = None
+
+# The child interpreter of run_entry_point: one JSON line in per command ([args, timeout]),
+# one out ([exit status or None on timeout, stdout, stderr]).
+_ENTRY_POINTS = r"""
+import atexit, importlib, json, os, pkgutil, runpy, sys, tempfile, threading, time, traceback
+import eie_jax
+for name in ["jax", "flax.nnx", "optax", "orbax.checkpoint", "ml_collections.config_flags",
+             "absl.app", "matplotlib.pyplot"] + [
+             m.name for m in pkgutil.walk_packages(eie_jax.__path__, "eie_jax.")]:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass  # the command imports what it needs
+reply = sys.stdout
+for line in sys.stdin:
+    args, timeout = json.loads(line)
+    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    reply.flush(); sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0); os.dup2(out.fileno(), 1); os.dup2(err.fileno(), 2)
+        sys.stdin = open(os.devnull)
+        sys.argv = [args[0].replace(".", "/") + ".py", *args[1:]]
+        code = 0
+        try:
+            runpy.run_module(args[0], run_name="__main__", alter_sys=True)
+        except SystemExit as e:  # as the interpreter reads it
+            code = e.code if isinstance(e.code, int) else e.code is not None
+            if not isinstance(e.code, (int, type(None))):
+                print(e.code, file=sys.stderr)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        # the end of `python -m`, less the teardown of every module (seconds in a fork):
+        # wait for non-daemon threads, run the atexit functions (logging's flush among them)
+        threading._shutdown()
+        atexit._run_exitfuncs()
+        sys.stdout.flush(); sys.stderr.flush()
+        os._exit(int(code))
+    deadline, code = time.time() + timeout, None
+    while code is None and time.time() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+        else:
+            time.sleep(0.005)
+    if code is None:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    texts = []
+    for f in (out, err):
+        f.seek(0)
+        texts.append(f.read().decode(errors="replace"))
+        f.close()
+    reply.write(json.dumps([code, *texts]) + "\n")
+    reply.flush()
+"""
 
 
 def assert_one_line_error(out, *needles):

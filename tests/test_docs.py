@@ -13,14 +13,13 @@
    status 0, `config ok`, and the workdir not created. Every Python block compiles.
 """
 
-import json
 import os
 import re
 import shlex
 import subprocess
 import sys
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_entry_point
 
 README = os.path.join(ROOT, "README.md")
 DOCS = os.path.join(ROOT, "docs")
@@ -265,76 +264,16 @@ def validate_only_argvs(tmp_path) -> dict[tuple, tuple[str, list[str], str]]:
     return todo
 
 
-# Run in a child interpreter: import the heavy modules once, then fork a process per
-# command that runs the entry point as `python -m` would (runpy, __main__); each command
-# so costs its own work, not another JAX import. Without os.fork: one process each.
-RUNNER = r"""
-import importlib, json, os, pkgutil, runpy, subprocess, sys
-
-commands = json.loads(sys.stdin.read())
-if not hasattr(os, "fork"):
-    out = []
-    for args in commands:
-        run = subprocess.run([sys.executable, *args], capture_output=True, text=True)
-        out.append([run.returncode, run.stdout + run.stderr])
-    print("RESULTS " + json.dumps(out))
-    raise SystemExit
-
-import eie_jax
-for name in ["jax", "flax.nnx", "optax", "orbax.checkpoint", "ml_collections.config_flags",
-             "absl.app"] + [m.name for m in pkgutil.walk_packages(eie_jax.__path__, "eie_jax.")]:
-    try:
-        importlib.import_module(name)
-    except Exception:
-        pass  # the child imports what it needs
-
-out = []
-for args in commands:  # ["-m", module, flag, ...]
-    sys.stdout.flush(); sys.stderr.flush()
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        os.dup2(write_end, 1); os.dup2(write_end, 2)
-        sys.argv = [args[1].replace(".", "/") + ".py", *args[2:]]
-        code = 0
-        try:
-            runpy.run_module(args[1], run_name="__main__", alter_sys=True)
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        except BaseException:
-            import traceback
-            traceback.print_exc()
-            code = 1
-        sys.stdout.flush(); sys.stderr.flush()
-        os._exit(code)
-    os.close(write_end)
-    chunks = []
-    while chunk := os.read(read_end, 1 << 16):
-        chunks.append(chunk)
-    os.close(read_end)
-    _, status = os.waitpid(pid, 0)
-    out.append([os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")])
-print("RESULTS " + json.dumps(out))
-"""
-
-
 def test_every_command_validates(tmp_path):
     todo = validate_only_argvs(tmp_path)
     assert len(todo) >= 20, f"only {len(todo)} commands found: is the extraction broken?"
-    runs = list(todo.values())
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
-    child = subprocess.run(
-        [sys.executable, "-c", RUNNER], input=json.dumps([argv for _, argv, _ in runs]),
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert child.returncode == 0, child.stderr[-3000:]
-    results = json.loads(child.stdout.split("RESULTS ", 1)[1])
     failed = []
-    for (where, argv, workdir), (code, output) in zip(runs, results, strict=True):
+    for where, argv, workdir in todo.values():  # argv: -m <module> <flags>
+        run = run_entry_point(*argv[1:])
+        output = run.stdout + run.stderr
         last = output.strip().split("\n")[-1] if output.strip() else ""
-        if code != 0 or "config ok" not in output:
-            failed.append(f"{where}: python {' '.join(argv)}\n    exit {code}: {last}")
+        if run.returncode != 0 or "config ok" not in output:
+            failed.append(f"{where}: python {' '.join(argv)}\n    exit {run.returncode}: {last}")
         elif os.path.exists(workdir):
             failed.append(f"{where}: --validate_only created its workdir: {' '.join(argv)}")
     assert not failed, "commands that do not validate:\n" + "\n".join(failed)

@@ -78,7 +78,8 @@ def _without_seconds(records):
 @pytest.mark.slow
 def test_two_processes_give_the_one_process_results(tmp_path):
     """fig8 :smoke (EIE points sharded over both processes' devices, written by process 0)
-    and a training :smoke (one point per process) equal one-process runs."""
+    and the LeNet training sweep's :smoke (one point per process) equal one-process runs;
+    the training points reach their target densities (the training sweep's own test)."""
     data_dir = synthetic.write_idx_dataset(str(tmp_path / "idx"), n_train=256, n_test=64)
     training = dict(TINY_TRAINING, data_dir=data_dir)
     flags = [f"--config.{field}={value}" for field, value in training.items()]
@@ -99,6 +100,9 @@ def test_two_processes_give_the_one_process_results(tmp_path):
     two_train = sw.load_results(str(tmp_path / "two_train"))
     assert _without_seconds(two_train) == _without_seconds(one_train)
     assert len(one_train) == 2
+    kept = sorted(r["metrics"]["weights_kept"] for r in one_train)
+    assert kept == pytest.approx([0.08, 0.2], abs=2e-3)  # the target densities were applied
+    assert all(r["metrics"]["compression_ratio"] > 1 for r in one_train)
     for process, index in [(0, 0), (1, 1)]:  # point i trained by process i mod 2
         path = tmp_path / "two_train" / sw.RESULTS_FILE.format(process=process)
         assert [json.loads(line)["index"] for line in path.read_text().splitlines()] == [index]

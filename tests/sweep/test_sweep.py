@@ -20,7 +20,6 @@ from eie_jax import sweep as sw
 from eie_jax.compression.sparse_format import entry_counts_by_column
 from eie_jax.eie import benchmarks, fixed_point
 from eie_jax.utils.cli import UserError
-from tests import synthetic
 from tests.helpers import (
     FIG8_SMOKE,
     ROOT,
@@ -602,17 +601,3 @@ def test_resume_after_kill(tmp_path, fake_train):
     assert f"{done_before} already done" in out.stderr
     _assert_each_point_once(workdir, 6)
     assert png_size(workdir / "score.png") == (768, 528)
-
-
-@pytest.mark.slow
-def test_lenet_training_sweep_smoke(tmp_path):
-    config, axes = sw.load_sweep_file(
-        os.path.join(ROOT, "configs/sweeps/lenet_density_bits.py:smoke")
-    )
-    config.dataset = "mnist"
-    config.data_dir = synthetic.write_idx_dataset(str(tmp_path / "idx"))
-    records = sw.run_sweep(config, axes, str(tmp_path / "sweep"))
-    assert len(records) == len(axes) == 2
-    kept = sorted(r["metrics"]["weights_kept"] for r in records)
-    assert kept == pytest.approx([0.08, 0.2], abs=2e-3)  # the target densities were applied
-    assert all(r["metrics"]["compression_ratio"] > 1 for r in records)

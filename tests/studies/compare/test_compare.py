@@ -4,8 +4,6 @@ import copy
 import glob
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -21,7 +19,7 @@ from eie_jax.studies.compare import report as compare_report
 from eie_jax.studies.compress import pipeline
 from eie_jax.training import checkpoint
 from eie_jax.utils import plotting
-from tests.helpers import ROOT, png_size
+from tests.helpers import png_size, run_entry_point
 
 METHODS = ("magnitude", "balanced", "n_m", "hw_loss")  # :smoke leaves out the scores ablation
 
@@ -37,11 +35,11 @@ def _smoke(data_dir="unused"):
 def smoke_run(tmp_path_factory, data_dir):
     workdir = str(tmp_path_factory.mktemp("compare"))
     cmd = [
-        sys.executable, "-m", "experiments.compare",
+        "experiments.compare",
         "--config=configs/compare_lenet_300_100.py:smoke", "--config.base.dataset=mnist",
         f"--config.base.data_dir={data_dir}", f"--workdir={workdir}",
     ]  # fmt: skip
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    out = run_entry_point(*cmd, timeout=1200)
     assert out.returncode == 0, out.stderr[-3000:]
     with open(os.path.join(workdir, "compare.json")) as f:
         return workdir, json.load(f), out.stderr, cmd
@@ -82,7 +80,7 @@ def test_smoke_writes_the_table_with_every_method(smoke_run):
 @pytest.mark.slow
 def test_rerun_skips_finished_runs(smoke_run):
     workdir, result, _, cmd = smoke_run
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = run_entry_point(*cmd, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "epoch" not in out.stderr and "[eie]" not in out.stderr
     with open(os.path.join(workdir, "compare.json")) as f:

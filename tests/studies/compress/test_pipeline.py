@@ -8,8 +8,6 @@ must reproduce the compressed accuracy; a rerun resumes, and a changed config is
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,7 +21,7 @@ from eie_jax.studies.compress import pipeline
 from eie_jax.training import checkpoint
 from eie_jax.utils import workdir as workdirs
 from eie_jax.utils.cli import UserError
-from tests.helpers import ROOT, assert_one_line_error, smoke_config, without_times
+from tests.helpers import assert_one_line_error, run_entry_point, smoke_config, without_times
 from tests.oracle import eie_oracle
 
 REPORT_FIELDS = (
@@ -38,11 +36,11 @@ def lenet_run(tmp_path_factory, data_dir):
     """The absl entry point, as a user runs it."""
     workdir = str(tmp_path_factory.mktemp("run"))
     cmd = [
-        sys.executable, "-m", "experiments.compress",
+        "experiments.compress",
         "--config=configs/lenet_300_100.py:smoke", "--config.dataset=mnist",
         f"--config.data_dir={data_dir}", f"--workdir={workdir}",
     ]  # fmt: skip
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = run_entry_point(*cmd, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     with open(os.path.join(workdir, "report.json")) as f:
         return workdir, json.load(f), out.stderr, cmd
@@ -110,7 +108,7 @@ def test_eie_accuracy_equals_oracle_fixed_point(lenet_run, data_dir):
 
 def test_rerun_resumes_and_changed_config_is_refused(lenet_run):
     workdir, report, _, cmd = lenet_run
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = run_entry_point(*cmd, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "[4_eie] resumed" in out.stderr and "[dense] epoch" not in out.stderr
     assert "[eie]" in out.stderr and "simulate" not in out.stderr
@@ -118,9 +116,7 @@ def test_rerun_resumes_and_changed_config_is_refused(lenet_run):
         again = json.load(f)
     del again["seconds"]["wall"], report["seconds"]["wall"]
     assert again == report  # every stage resumed, its seconds included
-    changed = subprocess.run(
-        cmd + ["--config.train.learning_rate=0.5"], cwd=ROOT, capture_output=True, text=True
-    )
+    changed = run_entry_point(*cmd, "--config.train.learning_rate=0.5")
     assert_one_line_error(changed, "train.learning_rate")
 
 
@@ -165,25 +161,23 @@ def test_user_errors_name_field_and_value_before_any_stage(
 def test_entry_point_errors_are_one_line(tmp_path, data_dir, override, needles):
     workdir = tmp_path / "w"
     cmd = [
-        sys.executable, "-m", "experiments.compress", "--config=configs/lenet_300_100.py:smoke",
+        "experiments.compress", "--config=configs/lenet_300_100.py:smoke",
         "--config.dataset=mnist", f"--config.data_dir={data_dir}", f"--workdir={workdir}",
         override,
     ]  # fmt: skip
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = run_entry_point(*cmd, timeout=300)
     assert_one_line_error(out, *needles)
     assert not (workdir / "checkpoints").exists()  # no stage ran
 
 
 def test_unwritable_workdir_and_damaged_checkpoint_are_one_line(tmp_path, data_dir, lenet_run):
     base = [
-        sys.executable, "-m", "experiments.compress", "--config=configs/lenet_300_100.py:smoke",
+        "experiments.compress", "--config=configs/lenet_300_100.py:smoke",
         "--config.dataset=mnist", f"--config.data_dir={data_dir}",
     ]  # fmt: skip
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    out = subprocess.run(
-        base + [f"--workdir={blocker}/w"], cwd=ROOT, capture_output=True, text=True
-    )
+    out = run_entry_point(*base, f"--workdir={blocker}/w")
     assert_one_line_error(out, f"--workdir={blocker}/w", "cannot create")
     # A damaged checkpoint: the error names it and says deleting it recomputes the stage.
     workdir = tmp_path / "copy"
@@ -194,19 +188,16 @@ def test_unwritable_workdir_and_damaged_checkpoint_are_one_line(tmp_path, data_d
         if path.is_file():
             path.write_bytes(b"\0" * 7)
     (workdir / "checkpoints" / "4_eie" / "meta.json").write_text("{trunc")
-    out = subprocess.run(base + [f"--workdir={workdir}"], cwd=ROOT, capture_output=True, text=True)
+    out = run_entry_point(*base, f"--workdir={workdir}")
     assert_one_line_error(out, str(workdir / "checkpoints" / "3_shared"), "delete it")
     shutil.rmtree(workdir / "checkpoints" / "3_shared")
-    out = subprocess.run(base + [f"--workdir={workdir}"], cwd=ROOT, capture_output=True, text=True)
+    out = run_entry_point(*base, f"--workdir={workdir}")
     assert_one_line_error(out, str(workdir / "checkpoints" / "4_eie"), "delete it")
     assert "[share/finetune] epoch" in out.stderr  # the deleted stage was recomputed
 
 
 def test_help_documents_config_overrides_and_smoke():
-    out = subprocess.run(
-        [sys.executable, "-m", "experiments.compress", "--helpfull"],
-        cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
+    out = run_entry_point("experiments.compress", "--helpfull")
     text = " ".join(out.stdout.split())
     for needle in (
         ":smoke",

@@ -2,8 +2,6 @@
 simulator, the per-token sums and the streaming rule, and a `:smoke` run."""
 
 import json
-import subprocess
-import sys
 
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +10,7 @@ import pytest
 from eie_jax import eie
 from eie_jax.eie import memory
 from eie_jax.studies.llm_scale import projection as llm_scale
-from tests.helpers import ROOT, png_size
+from tests.helpers import png_size, run_entry_point
 
 
 @pytest.mark.parametrize("sparsity,density", [(0.0, 1.0), (0.7, 0.4), (0.9, 1.0)])
@@ -64,16 +62,15 @@ def test_crossover():
 @pytest.mark.slow
 def test_smoke_experiment(tmp_path):
     cmd = [
-        sys.executable, "-m", "experiments.llm_scale",
+        "experiments.llm_scale",
         "--config=configs/llm_scale.py:smoke", f"--workdir={tmp_path}",
     ]  # fmt: skip
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = run_entry_point(*cmd, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     with open(tmp_path / "llm_scale.json") as f:
         result = json.load(f)
     assert [r["sparsity"] for r in result["rows"]] == [0.0, 0.9]
     assert result["rows"][1]["cycles"] < result["rows"][0]["cycles"]
     assert png_size(tmp_path / "llm_scale_tokens_per_s.png") == (912, 672)  # 7.6 x 5.6 in, 120 dpi
-    bad = subprocess.run(cmd + ["--config.sparsities=(0.9, 0.5)"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
+    bad = run_entry_point(*cmd, "--config.sparsities=(0.9, 0.5)", timeout=300)
     assert bad.returncode == 2 and "sparsities" in bad.stderr

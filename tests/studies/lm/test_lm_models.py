@@ -3,8 +3,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +19,7 @@ from eie_jax.models import char_transformer as tf_module
 from eie_jax.studies.lm import report
 from eie_jax.studies.lm import training as lm
 from tests import synthetic_text
-from tests.helpers import ROOT, png_size
+from tests.helpers import ROOT, png_size, run_entry_point
 
 SMALL = {
     "char_transformer": dict(context=16, d_model=32, num_layers=2, num_heads=4, d_mlp=64),
@@ -141,13 +139,13 @@ def test_smoke_study(module, tmp_path):
     config = _tiny_config(module.get_config, tmp_path)
     workdir = str(tmp_path / "run")
     cmd = [
-        sys.executable, "-m", "experiments.lm_compress",
+        "experiments.lm_compress",
         f"--config={os.path.join(ROOT, 'configs', module.__name__.split('.')[-1] + '.py')}:smoke",
         f"--config.data.data_dir={config.data.data_dir}",
         "--config.data.validation_works=('beta',)", "--config.data.test_works=('gamma',)",
         f"--workdir={workdir}",
     ]  # fmt: skip
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = run_entry_point(*cmd, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     with open(os.path.join(workdir, "results.json")) as f:
         results = json.load(f)
@@ -174,18 +172,18 @@ def test_smoke_study(module, tmp_path):
     if module is char_transformer:
         return
     # A rerun restores the dense model and skips every finished method (one model is enough).
-    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    again = run_entry_point(*cmd, timeout=600)
     assert again.returncode == 0 and "restored from" in again.stderr
     assert "fine-tune" not in again.stderr
 
 
 def test_missing_corpus_is_one_line(tmp_path):
     cmd = [
-        sys.executable, "-m", "experiments.lm_compress",
+        "experiments.lm_compress",
         "--config=configs/char_lstm.py:smoke", f"--config.data.data_dir={tmp_path}",
         f"--workdir={tmp_path / 'run'}",
     ]  # fmt: skip
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = run_entry_point(*cmd, timeout=300)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "make text-data" in out.stderr
