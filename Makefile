@@ -60,7 +60,7 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 
 test: setup dataset lint
-	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25 tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=25 tests
 
 bench: setup
 	$(PY) -m experiments.bench_eie --config=configs/eie_benchmarks.py --workdir=runs/bench_eie

@@ -35,9 +35,10 @@ def pytest_unconfigure(config):
 def pytest_collection_modifyitems(config, items):
     """Files with slow tests first, each file's tests in their order.
 
-    make test runs `pytest -n 2 --dist loadfile`: a file's tests run in one worker, so a
-    module-scoped fixture (one entry-point run that several tests read) is built once, and
-    the long files start first while the short ones fill in at the end.
+    make test runs `pytest -n 2 --dist loadfile --no-loadscope-reorder`: a file's tests run
+    in one worker, so a module-scoped fixture (one entry-point run that several tests read)
+    is built once, and the long files start first while the short ones fill in at the end
+    (xdist would otherwise reorder the files by their number of tests, most first).
     """
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow_files)
