@@ -2,8 +2,8 @@
 
 Every method is scored on the same windows of the test text (`text.eval_windows`:
 config.data.eval_windows non-overlapping windows at evenly spaced offsets).
-`window_losses` gives each window's mean cross entropy in nats/char; their mean is
-`training.evaluate`'s number up to float rounding (evaluate itself is unchanged).
+`training.window_losses` gives each window's mean cross entropy in nats/char; their mean
+is `training.evaluate`'s number.
 
 The difference of method B from method A is the mean over windows of b_i - a_i.
 `paired_interval` resamples the window indices with replacement, the same indices for
@@ -24,30 +24,11 @@ bootstrap section stores none): each row of results.json gets `test_windows`.
 from __future__ import annotations
 
 import numpy as np
-import optax
-from flax import nnx
 
-from eie_jax.data import text
+from eie_jax.studies.lm import training as lm
 
 SAMPLES, SEED, LEVEL = 10000, 0, 0.95
 _CHUNK = 1 << 22  # resampled indices drawn at a time (32 MiB of int64)
-
-
-@nnx.jit
-def _window_sums(model, inputs, targets):
-    logits = model(inputs)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, targets).sum(axis=-1)
-
-
-def window_losses(model, ids, context: int, max_windows: int | None, batch_size: int = 64):
-    """(n,) float64: the mean cross entropy in nats/char of each evaluation window of
-    `ids` (the windows of `training.evaluate`, in their order)."""
-    inputs, targets = text.eval_windows(ids, context, max_windows)
-    sums = [
-        np.asarray(_window_sums(model, inputs[s : s + batch_size], targets[s : s + batch_size]))
-        for s in range(0, len(inputs), batch_size)
-    ]
-    return np.concatenate(sums).astype(np.float64) / targets.shape[1]
 
 
 def enabled(config) -> bool:
@@ -62,7 +43,7 @@ def result_windows(model, corpus, config) -> list[float] | None:
     if not enabled(config):
         return None
     d = config.data
-    return window_losses(model, corpus.test, d.context, d.eval_windows).tolist()
+    return lm.window_losses(model, corpus.test, d.context, d.eval_windows).tolist()
 
 
 def paired_interval(a_windows, b_windows, samples=SAMPLES, seed=SEED, level=LEVEL):

@@ -49,18 +49,26 @@ def _loss(model, inputs, targets):
 
 
 @nnx.jit
-def _sum_loss(model, inputs, targets):
+def _window_sums(model, inputs, targets):
     logits = model(inputs)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, targets).sum()
+    return optax.softmax_cross_entropy_with_integer_labels(logits, targets).sum(axis=-1)
+
+
+def window_losses(model, ids, context: int, max_windows: int | None, batch_size: int = 64):
+    """(n,) float64: the mean cross entropy in nats/char of each evaluation window of `ids`
+    (`text.eval_windows`: up to max_windows non-overlapping windows, in their order)."""
+    inputs, targets = text.eval_windows(ids, context, max_windows)
+    sums = [
+        np.asarray(_window_sums(model, inputs[s : s + batch_size], targets[s : s + batch_size]))
+        for s in range(0, len(inputs), batch_size)
+    ]
+    return np.concatenate(sums).astype(np.float64) / targets.shape[1]
 
 
 def evaluate(model, ids, context: int, max_windows: int | None, batch_size: int = 64) -> float:
-    """Mean cross entropy in nats per character over the evaluation windows of `ids`."""
-    inputs, targets = text.eval_windows(ids, context, max_windows)
-    total = 0.0
-    for s in range(0, len(inputs), batch_size):
-        total += float(_sum_loss(model, inputs[s : s + batch_size], targets[s : s + batch_size]))
-    return total / targets.size
+    """Mean cross entropy in nats per character over the evaluation windows of `ids`: the
+    mean of their `window_losses` (all windows have `context` characters)."""
+    return float(np.mean(window_losses(model, ids, context, max_windows, batch_size)))
 
 
 def train(

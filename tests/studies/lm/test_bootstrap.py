@@ -124,13 +124,17 @@ def tiny_study(tmp_path):
 def test_window_losses_average_to_evaluate_and_run_job_stores_them(tmp_path):
     config, corpus, model = tiny_study(tmp_path)
     d = config.data
-    windows = bootstrap.window_losses(model, corpus.test, d.context, d.eval_windows, 3)
+    windows = lm.window_losses(model, corpus.test, d.context, d.eval_windows, 3)
     assert windows.shape == (d.eval_windows,) and windows.dtype == np.float64
     nats = lm.evaluate(model, corpus.test, d.context, d.eval_windows)
     assert abs(windows.mean() - nats) < 1e-6
     inputs, targets = text.eval_windows(corpus.test, d.context, d.eval_windows)
-    one = float(lm._sum_loss(model, inputs[5:6], targets[5:6])) / d.context
-    assert abs(windows[5] - one) < 1e-6
+    # window 5 alone, its cross entropy written out: log-sum-exp minus the target's logit
+    logits = np.asarray(model(inputs[5:6]), np.float64)[0]
+    picked = logits[np.arange(d.context), targets[5]]
+    shift = logits.max(axis=-1)
+    lse = shift + np.log(np.exp(logits - shift[:, None]).sum(axis=-1))
+    assert abs(windows[5] - np.mean(lse - picked)) < 1e-5
     job = methods.Job("rtn_sym_channel_b4", "rtn_sym_channel", (4,))
     config.bootstrap.samples = 0  # intervals off: no windows stored
     (row,) = methods.run_job(job, lm.copy(model), corpus, config, None)
