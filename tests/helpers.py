@@ -23,7 +23,7 @@ FIG8_SMOKE = "configs/sweeps/fig8_fifo_depth.py:smoke"
 def run_entry_point(*args, timeout=300):
     """`python -m <args>` from the project's root, its output captured: a CompletedProcess.
 
-    The command runs in a process forked from `_EntryPoints`' child interpreter, which
+    The command runs in a process forked from the child interpreter `_ENTRY_POINTS`, which
     has imported jax, flax, orbax and eie_jax once (without starting a JAX backend, so the
     fork is safe): the process runs the module as `python -m` does (runpy, __main__, its
     own argv, stdin /dev/null), in this process's environment at the server's start, and
